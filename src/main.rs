@@ -1,0 +1,121 @@
+//! The `tripline` command: a thin layer over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tripline::config::Config;
+use tripline::policy::PolicySet;
+
+#[derive(Parser)]
+#[command(
+    name = "tripline",
+    version,
+    about = "Webhook policy engine: messages in, YAML policies decide, notifications out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Configuration file; without one, tripline runs on its embedded defaults.
+        #[arg(long, env = "TRIPLINE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration and policies; exit 1 on any error.
+    Check {
+        #[arg(long, env = "TRIPLINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Policy files or directories; by default the configured policies directory.
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Check { config, paths } => check(config, paths),
+    }
+}
+
+fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(path) => Config::load(&path).map_err(|d| d.to_string()),
+        None => Ok(Config::embedded()),
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> ExitCode {
+    init_logging();
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}\nthe configuration has errors; tripline did not start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tripline::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(config: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let known = (!config.embedded).then_some(sources.as_slice());
+    let paths = if paths.is_empty() {
+        vec![config.policies.clone()]
+    } else {
+        paths
+    };
+    match PolicySet::load(&paths, known) {
+        Ok(set) => {
+            println!(
+                "ok: {} policies in {} files",
+                set.policies.len(),
+                set.files.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{} error{}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

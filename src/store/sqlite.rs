@@ -1,0 +1,390 @@
+//! The embedded store: one SQLite file under the data directory.
+//!
+//! WAL mode with `synchronous=FULL`, so a commit is on disk before ingest answers.
+//! The schema version lives in `PRAGMA user_version`; [`MIGRATIONS`] brings an older
+//! file up to date on open. Writes share one connection behind a mutex: SQLite allows
+//! one writer at a time anyway.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use time::OffsetDateTime;
+
+use super::{Delivery, DeliveryStatus, Store, StoreError, StoredEvent};
+use crate::event::{format_time, Category, Event};
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "tripline.db";
+
+/// Each entry upgrades the schema by one version; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    id           TEXT PRIMARY KEY,
+    received_at  INTEGER NOT NULL,   -- unix milliseconds
+    source       TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    content_type TEXT,
+    headers      TEXT NOT NULL,      -- JSON array of [name, value]
+    category     TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events (received_at);
+CREATE TABLE event_matches (
+    event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    policy   TEXT NOT NULL,
+    PRIMARY KEY (event_id, policy)
+);
+CREATE INDEX event_matches_by_policy ON event_matches (policy);
+CREATE TABLE deliveries (
+    id         TEXT PRIMARY KEY,
+    event_id   TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    policy     TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX deliveries_by_event ON deliveries (event_id);
+CREATE INDEX deliveries_by_status ON deliveries (status);
+"#];
+
+/// SQLite behind the [`Store`] trait.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let mut conn = Connection::open(data_dir.join(DB_FILE))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The schema version this build writes.
+    pub fn schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction half applied
+        // (SQLite rolls it back), so a poisoned lock is safe to reuse.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = SqliteStore::schema_version();
+    if current > known {
+        return Err(StoreError::TooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+const EVENT_COLUMNS: &str =
+    "id, received_at, source, title, message, content_type, headers, category";
+const DELIVERY_COLUMNS: &str = "id, event_id, policy, channel, recipient, subject, body, status, \
+     attempts, last_error, created_at, updated_at";
+
+impl Store for SqliteStore {
+    fn insert_event(
+        &self,
+        event: &Event,
+        matched: &[String],
+        deliveries: &[Delivery],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let headers = serde_json::to_string(&event.headers)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
+            params![
+                event.id,
+                unix_ms(event.received_at),
+                event.source,
+                event.title,
+                event.message,
+                event.content_type,
+                headers,
+                event.category.as_str(),
+            ],
+        )?;
+        for policy in matched {
+            tx.execute(
+                "INSERT INTO event_matches (event_id, policy) VALUES (?1, ?2)",
+                params![event.id, policy],
+            )?;
+        }
+        for d in deliveries {
+            tx.execute(
+                &format!("INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                params![
+                    d.id, d.event_id, d.policy, d.channel, d.recipient, d.subject, d.body,
+                    d.status.as_str(), d.attempts, d.last_error, d.created_at, d.updated_at,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let conn = self.conn();
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+        let event = conn.query_row(&sql, [id], read_event).optional()?;
+        event.map(|e| with_matches(&conn, e?)).transpose()
+    }
+
+    fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events ORDER BY received_at DESC, id DESC LIMIT ?1"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let events: Vec<_> = stmt
+            .query_map([limit as i64], read_event)?
+            .collect::<Result<_, _>>()?;
+        events
+            .into_iter()
+            .map(|e| with_matches(&conn, e?))
+            .collect()
+    }
+
+    fn deliveries(
+        &self,
+        event_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE ?1 IS NULL OR event_id = ?1 \
+             ORDER BY created_at DESC, id DESC LIMIT ?2"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![event_id, limit as i64], read_delivery)?;
+        rows.map(|r| r?).collect()
+    }
+
+    fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        let conn = self.conn();
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' ORDER BY created_at, id");
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([], read_delivery)?;
+        rows.map(|r| r?).collect()
+    }
+
+    fn record_attempt(&self, id: &str, outcome: Result<(), &str>) -> Result<(), StoreError> {
+        let (status, error) = match outcome {
+            Ok(()) => (DeliveryStatus::Sent, None),
+            Err(reply) => (DeliveryStatus::Failed, Some(reply)),
+        };
+        self.conn().execute(
+            "UPDATE deliveries SET status = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, status.as_str(), error, format_time(OffsetDateTime::now_utc())],
+        )?;
+        Ok(())
+    }
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Reads an event row; the outer `Result` is SQLite's, the inner one our decoding.
+fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
+    let ms: i64 = row.get(1)?;
+    let headers: String = row.get(6)?;
+    let category: String = row.get(7)?;
+    let message: String = row.get(4)?;
+    let content_type: Option<String> = row.get(5)?;
+    let id: String = row.get(0)?;
+    let source: String = row.get(2)?;
+    let title: String = row.get(3)?;
+    Ok((|| {
+        let received_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .map_err(|e| StoreError::Corrupt(format!("event `{id}` time: {e}")))?;
+        let headers = serde_json::from_str(&headers)
+            .map_err(|e| StoreError::Corrupt(format!("event `{id}` headers: {e}")))?;
+        let category = Category::parse(&category)
+            .ok_or_else(|| StoreError::Corrupt(format!("event `{id}` category `{category}`")))?;
+        let json = serde_json::from_str(&message).ok();
+        Ok(Event {
+            id,
+            received_at,
+            source,
+            title,
+            message,
+            content_type,
+            headers,
+            category,
+            json,
+        })
+    })())
+}
+
+fn with_matches(conn: &Connection, event: Event) -> Result<StoredEvent, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT policy FROM event_matches WHERE event_id = ?1 ORDER BY policy")?;
+    let matched = stmt
+        .query_map([&event.id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(StoredEvent { event, matched })
+}
+
+fn read_delivery(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
+    let status: String = row.get(7)?;
+    let Some(status) = DeliveryStatus::parse(&status) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "delivery status `{status}`"
+        ))));
+    };
+    Ok(Ok(Delivery {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        policy: row.get(2)?,
+        channel: row.get(3)?,
+        recipient: row.get(4)?,
+        subject: row.get(5)?,
+        body: row.get(6)?,
+        status,
+        attempts: row.get(8)?,
+        last_error: row.get(9)?,
+        created_at: row.get(10)?,
+        updated_at: row.get(11)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, ms: i64) -> Event {
+        Event {
+            id: id.into(),
+            received_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap(),
+            source: "ci".into(),
+            title: "t".into(),
+            message: "{\"a\": 1}".into(),
+            content_type: Some("application/json".into()),
+            headers: vec![("user-agent".into(), "curl".into())],
+            category: Category::Warning,
+            json: None,
+        }
+    }
+
+    fn delivery(id: &str, event_id: &str) -> Delivery {
+        Delivery {
+            id: id.into(),
+            event_id: event_id.into(),
+            policy: "p".into(),
+            channel: "email".into(),
+            recipient: "a@b.c".into(),
+            subject: "s".into(),
+            body: "b".into(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn events_and_deliveries_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store
+                .insert_event(&event("e1", 1_000), &["p".into()], &[delivery("d1", "e1")])
+                .unwrap();
+            store.insert_event(&event("e2", 2_000), &[], &[]).unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let e1 = store.event("e1").unwrap().unwrap();
+        assert_eq!(e1.matched, ["p"]);
+        assert_eq!(
+            e1.event.headers,
+            [("user-agent".to_string(), "curl".to_string())]
+        );
+        assert_eq!(e1.event.json, Some(serde_json::json!({"a": 1})));
+        let recent: Vec<String> = store
+            .recent_events(10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event.id)
+            .collect();
+        assert_eq!(recent, ["e2", "e1"]);
+        assert_eq!(store.pending_deliveries().unwrap().len(), 1);
+
+        store.record_attempt("d1", Err("550 no such user")).unwrap();
+        let d = &store.deliveries(Some("e1"), 10).unwrap()[0];
+        assert_eq!(
+            (d.status, d.attempts, d.last_error.as_deref()),
+            (DeliveryStatus::Failed, 1, Some("550 no such user"))
+        );
+        assert!(store.pending_deliveries().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_schema_is_versioned_and_wal_is_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let conn = store.conn();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            (version, mode.as_str(), sync),
+            (SqliteStore::schema_version(), "wal", 2)
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("schema 99"), "{err}");
+    }
+}
