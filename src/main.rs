@@ -25,6 +25,9 @@ enum Command {
         /// Configuration file; without one, tripline runs on its embedded defaults.
         #[arg(long, env = "TRIPLINE_CONFIG")]
         config: Option<PathBuf>,
+        /// Address and port to listen on, overriding the configuration.
+        #[arg(long, env = "TRIPLINE_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Validate the configuration and policies; exit 1 on any error.
     Check {
@@ -38,7 +41,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, listen } => serve(config, listen),
         Command::Check { config, paths } => check(config, paths),
     }
 }
@@ -50,15 +53,18 @@ fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
     }
 }
 
-fn serve(config: Option<PathBuf>) -> ExitCode {
+fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCode {
     init_logging();
-    let config = match load_config(config) {
+    let mut config = match load_config(config) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}\nthe configuration has errors; tripline did not start");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -114,8 +120,10 @@ fn check(config: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }

@@ -1,0 +1,179 @@
+//! Test support: the real `tripline` binary started on loopback port 0 in a temporary
+//! directory, and real peers for it to talk to.
+
+#![allow(dead_code)]
+
+pub mod smtp;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The API key of the `ci` source in [`TestServer::config`].
+pub const KEY: &str = "test-key-0123456789abcdef";
+
+/// The path of the built binary.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_tripline")
+}
+
+/// A working directory with a config file, a policies folder and a data folder.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `tripline.yaml`; `extra` is appended as more top-level YAML.
+    pub fn config(&self, extra: &str) -> PathBuf {
+        let text = format!(
+            "listen: 127.0.0.1:0\npolicies: policies\ndata_dir: data\nsources:\n  - name: ci\n    api_key: {KEY}\n{extra}"
+        );
+        let path = self.path().join("tripline.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Writes a policy file.
+    pub fn policy(&self, name: &str, text: &str) {
+        std::fs::write(self.path().join("policies").join(name), text).unwrap();
+    }
+}
+
+/// A running `tripline serve`; killed when dropped.
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl TestServer {
+    /// Starts `tripline serve --config <workspace>/tripline.yaml`.
+    pub fn start(workspace: &Workspace, env: &[(&str, &str)]) -> Self {
+        let config = workspace.path().join("tripline.yaml");
+        Self::spawn(
+            workspace.path(),
+            &["serve", "--config", config.to_str().unwrap()],
+            env,
+        )
+    }
+
+    /// Starts the binary with `args` in `dir` and waits until it listens.
+    pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(binary())
+            .args(args)
+            .current_dir(dir)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info,tripline=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split("addr=")
+                    .nth(1)
+                    .filter(|_| line.contains("listening"))
+                {
+                    let _ = addr_tx.send(addr.trim().to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("tripline did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        TestServer {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Posts `body` to `/webhook/{KEY}` and returns the event id from the 202.
+    pub async fn send(&self, body: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(self.url(&format!("/webhook/{KEY}")))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let json: serde_json::Value = response.json().await.unwrap();
+        json["event_id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = reqwest::get(self.url(path)).await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Waits until `GET path` satisfies `ready`, or panics after 20 s.
+    pub async fn wait_json(
+        &self,
+        path: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let json = self.get_json(path).await;
+            if ready(&json) {
+                return json;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}: {json}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

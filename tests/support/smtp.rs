@@ -1,0 +1,243 @@
+//! A real SMTP server on loopback for tests: mailin-embedded, spoken to over TCP, with
+//! optional STARTTLS (a CA and leaf certificate made per test) and AUTH.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mailin_embedded::response::{self, Response};
+use mailin_embedded::{AuthMechanism, Handler, Server, SslConfig};
+
+/// One message as the server received it.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+    /// The user that authenticated on the session, if any.
+    pub user: Option<String>,
+}
+
+impl Mail {
+    /// The value of a header in the raw message.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}: ", name.to_ascii_lowercase());
+        self.data
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(|l| l[prefix.len()..].trim().to_string())
+    }
+
+    /// The body with quoted-printable soft line breaks undone.
+    pub fn body(&self) -> String {
+        let body = self
+            .data
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or("");
+        decode_quoted_printable(body)
+    }
+}
+
+#[derive(Clone)]
+struct Recorder {
+    mail: Arc<Mutex<Vec<Mail>>>,
+    credentials: Option<(String, String)>,
+    user: Option<String>,
+    from: String,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for Recorder {
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.from = from.to_string();
+        self.to = to.to_vec();
+        self.data.clear();
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let mail = Mail {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            data: String::from_utf8_lossy(&self.data).into_owned(),
+            user: self.user.clone(),
+        };
+        self.mail.lock().unwrap().push(mail);
+        response::OK
+    }
+
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
+        self.check(user, password)
+    }
+
+    fn auth_login(&mut self, user: &str, password: &str) -> Response {
+        self.check(user, password)
+    }
+}
+
+impl Recorder {
+    fn check(&mut self, user: &str, password: &str) -> Response {
+        match &self.credentials {
+            Some((u, p)) if u == user && p == password => {
+                self.user = Some(user.to_string());
+                response::AUTH_OK
+            }
+            _ => response::INVALID_CREDENTIALS,
+        }
+    }
+}
+
+/// A running SMTP server; it lives until the test process ends.
+pub struct SmtpServer {
+    pub port: u16,
+    /// The CA certificate (PEM file) that signed the server's certificate, for STARTTLS.
+    pub ca_file: Option<PathBuf>,
+    mail: Arc<Mutex<Vec<Mail>>>,
+}
+
+impl SmtpServer {
+    /// Plain SMTP, no TLS, no AUTH.
+    pub fn plain() -> Self {
+        Self::start(None, None)
+    }
+
+    /// STARTTLS with a certificate for `localhost` signed by a fresh CA written under
+    /// `dir`, and AUTH PLAIN/LOGIN required for `user` / `password`.
+    pub fn starttls(dir: &Path, user: &str, password: &str) -> Self {
+        let tls = make_certificates(dir);
+        Self::start(Some(tls), Some((user.to_string(), password.to_string())))
+    }
+
+    fn start(
+        tls: Option<(PathBuf, PathBuf, PathBuf)>,
+        credentials: Option<(String, String)>,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mail = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder {
+            mail: mail.clone(),
+            credentials: credentials.clone(),
+            user: None,
+            from: String::new(),
+            to: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut server = Server::new(recorder);
+        server.with_name("localhost").with_tcp_listener(listener);
+        let mut ca_file = None;
+        if let Some((ca, cert, key)) = tls {
+            let ssl = SslConfig::SelfSigned {
+                cert_path: cert.display().to_string(),
+                key_path: key.display().to_string(),
+            };
+            server.with_ssl(ssl).unwrap();
+            ca_file = Some(ca);
+        }
+        if credentials.is_some() {
+            server
+                .with_auth(AuthMechanism::Plain)
+                .with_auth(AuthMechanism::Login);
+        }
+        std::thread::spawn(move || {
+            if let Err(e) = server.serve() {
+                eprintln!("the test SMTP server stopped: {e}");
+            }
+        });
+        SmtpServer {
+            port,
+            ca_file,
+            mail,
+        }
+    }
+
+    /// Waits until at least `count` messages arrived, or panics after 20 s.
+    pub fn wait_for(&self, count: usize) -> Vec<Mail> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mail = self.mail.lock().unwrap().clone();
+            if mail.len() >= count {
+                return mail;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} messages, got {}",
+                mail.len()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The messages received so far.
+    pub fn received(&self) -> Vec<Mail> {
+        self.mail.lock().unwrap().clone()
+    }
+}
+
+/// Writes `ca.pem`, `cert.pem` and `key.pem` under `dir`; returns their paths.
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "tripline test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
+    paths
+}
+
+/// Undoes quoted-printable encoding (soft breaks and `=XX` escapes).
+pub fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
