@@ -37,7 +37,11 @@ fn event(message: String) -> Event {
 fn every_shipped_policy_loads() {
     let set = PolicySet::load(&[repo("policies")], None).unwrap_or_else(|e| panic!("{e}"));
     let files = std::fs::read_dir(repo("policies")).unwrap().count();
-    assert_eq!(set.files.len(), files, "every file in policies/ is a policy file");
+    assert_eq!(
+        set.files.len(),
+        files,
+        "every file in policies/ is a policy file"
+    );
     assert!(set.policies.len() >= 2);
 }
 
@@ -50,14 +54,22 @@ fn every_example_fires_the_policies_written_for_it() {
         .collect();
     names.sort();
     let listed: Vec<&str> = EXPECTED.iter().map(|(name, _)| *name).collect();
-    assert_eq!(names, listed, "examples/ and EXPECTED must list the same files");
+    assert_eq!(
+        names, listed,
+        "examples/ and EXPECTED must list the same files"
+    );
 
     for (name, want) in EXPECTED {
         let message = std::fs::read_to_string(repo("examples").join(name)).unwrap();
         let evaluation = engine::evaluate(&set, &event(message));
         assert_eq!(evaluation.matched, *want, "{name}");
         for delivery in &evaluation.deliveries {
-            assert_eq!(delivery.status, DeliveryStatus::Pending, "{name}: {:?}", delivery.last_error);
+            assert_eq!(
+                delivery.status,
+                DeliveryStatus::Pending,
+                "{name}: {:?}",
+                delivery.last_error
+            );
             assert!(!delivery.subject.is_empty());
         }
     }
@@ -70,7 +82,11 @@ fn check_accepts_the_shipped_policies() {
         .arg(repo("policies"))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("ok: "), "{stdout}");
 }
@@ -79,7 +95,11 @@ fn check_accepts_the_shipped_policies() {
 fn check_reports_every_error_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), "name: a\nconditions: []\n").unwrap();
-    std::fs::write(dir.path().join("b.yaml"), "name: b\nconditions:\n  - {field: titel, contains: x}\n").unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "name: b\nconditions:\n  - {field: titel, contains: x}\n",
+    )
+    .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
         .arg("check")
         .arg(dir.path())
