@@ -57,6 +57,8 @@ pub struct Event {
     pub content_type: Option<String>,
     /// Request headers kept with the event, names in lowercase; credentials are dropped.
     pub headers: Vec<(String, String)>,
+    /// Query parameters of the request URL, in order.
+    pub query: Vec<(String, String)>,
     pub category: Category,
     /// The body parsed, when it is JSON.
     pub json: Option<serde_json::Value>,
@@ -71,9 +73,29 @@ impl Event {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The first query parameter named `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The received time as RFC 3339.
     pub fn received_rfc3339(&self) -> String {
         format_time(self.received_at)
+    }
+}
+
+/// The body parsed as JSON when it is labelled JSON or looks like it; text that does
+/// not parse stays text and simply has no JSON fields.
+pub fn parse_json_body(message: &str, content_type: Option<&str>) -> Option<serde_json::Value> {
+    let looks_json = content_type.is_some_and(|c| c.contains("json"))
+        || message.trim_start().starts_with(['{', '[']);
+    if looks_json {
+        serde_json::from_str(message).ok()
+    } else {
+        None
     }
 }
 

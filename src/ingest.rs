@@ -4,7 +4,6 @@
 //! A refused request stores nothing. Every refusal carries a JSON `{"error": ...}` that
 //! tells the sender what to change.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -116,7 +115,7 @@ impl IntoResponse for ApiError {
 async fn receive_webhook(
     State(state): State<Arc<AppState>>,
     Path(api_id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -152,9 +151,10 @@ async fn accept(state: &Arc<AppState>, event: Event) -> Result<Response, ApiErro
     let event_id = event.id.clone();
     let deliveries = evaluation.deliveries;
     let matched = evaluation.matched;
+    let version = evaluation.policy_version;
     let committed = tokio::task::spawn_blocking(move || {
         store
-            .insert_event(&event, &matched, &deliveries)
+            .insert_event(&event, &version, &matched, &deliveries)
             .map(|()| (deliveries, matched))
     })
     .await;
@@ -214,31 +214,31 @@ fn build_event(
     source: String,
     message: String,
     headers: &HeaderMap,
-    query: &HashMap<String, String>,
+    query: &[(String, String)],
 ) -> Event {
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let looks_json = content_type.as_deref().is_some_and(|c| c.contains("json"))
-        || message.trim_start().starts_with(['{', '[']);
-    let json = if looks_json {
-        serde_json::from_str(&message).ok()
-    } else {
-        None
-    };
-    let category = query
-        .get("category")
-        .and_then(|c| Category::parse(c))
+    let json = crate::event::parse_json_body(&message, content_type.as_deref());
+    let category = param("category")
+        .and_then(Category::parse)
         .unwrap_or_default();
     Event {
         id,
         received_at: OffsetDateTime::now_utc(),
         source,
-        title: query.get("title").cloned().unwrap_or_default(),
+        title: param("title").unwrap_or_default().to_string(),
         message,
         content_type,
         headers: kept_headers(headers),
+        query: query.to_vec(),
         category,
         json,
     }
@@ -296,7 +296,7 @@ mod tests {
     fn json_bodies_are_parsed_and_broken_json_stays_text() {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", "application/json".parse().unwrap());
-        let query = HashMap::new();
+        let query = Vec::new();
         let good = build_event(
             "1".into(),
             "s".into(),

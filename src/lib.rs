@@ -8,7 +8,9 @@
 //! - [`ingest`]: the webhook routes, sender authentication and body limits.
 //! - [`event`]: what one received message is.
 //! - [`yaml`]: located YAML reading that reports every mistake at once.
+//! - [`extract`] and [`field`]: named fields found in a message, and how names resolve.
 //! - [`condition`] and [`policy`]: policy files read and compiled into a [`policy::PolicySet`].
+//! - [`fixture`]: tests kept with policies; [`dryrun`]: `tripline test` on one message.
 //! - [`template`]: notification templates.
 //! - [`engine`]: evaluates an event against the set and renders deliveries.
 //! - [`store`]: durable events and deliveries behind the [`store::Store`] trait.
@@ -19,8 +21,12 @@
 pub mod api;
 pub mod condition;
 pub mod config;
+pub mod dryrun;
 pub mod engine;
 pub mod event;
+pub mod extract;
+pub mod field;
+pub mod fixture;
 pub mod ingest;
 pub mod notify;
 pub mod policy;

@@ -36,6 +36,38 @@ enum Command {
         /// Policy files or directories; by default the configured policies directory.
         paths: Vec<PathBuf>,
     },
+    /// Dry-run one message against the policies (nothing is sent), or run their fixtures.
+    Test(TestArgs),
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    #[arg(long, env = "TRIPLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Run the `tests:` fixtures kept in the policy files instead of one message.
+    #[arg(long, conflicts_with_all = ["message", "message_file", "stdin"])]
+    fixtures: bool,
+    /// The message text.
+    #[arg(long, conflicts_with_all = ["message_file", "stdin"])]
+    message: Option<String>,
+    /// Read the message from a file.
+    #[arg(long, conflicts_with = "stdin")]
+    message_file: Option<PathBuf>,
+    /// `-` reads the message from standard input.
+    #[arg(value_parser = ["-"])]
+    stdin: Option<String>,
+    /// The sending source's name [default: test].
+    #[arg(long)]
+    source: Option<String>,
+    /// The event title.
+    #[arg(long)]
+    title: Option<String>,
+    /// A request header as `Name: value`; repeat for more.
+    #[arg(long = "header", value_parser = tripline::dryrun::parse_header)]
+    headers: Vec<(String, String)>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +75,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Check { config, paths } => check(config, paths),
+        Command::Test(args) => test(args),
     }
 }
 
@@ -89,6 +122,17 @@ fn check(config: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let Some(set) = load_policies(&config, paths) else {
+        return ExitCode::FAILURE;
+    };
+    let fixtures: usize = set.policies.iter().map(|p| p.fixtures.len()).sum();
+    let (policies, files) = (set.policies.len(), set.files.len());
+    println!("ok: {policies} policies in {files} files, {fixtures} fixture tests");
+    ExitCode::SUCCESS
+}
+
+/// Loads the policies named by the configuration, printing errors.
+fn load_policies(config: &Config, paths: Vec<PathBuf>) -> Option<PolicySet> {
     let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
     let known = (!config.embedded).then_some(sources.as_slice());
     let paths = if paths.is_empty() {
@@ -97,23 +141,88 @@ fn check(config: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
         paths
     };
     match PolicySet::load(&paths, known) {
-        Ok(set) => {
-            println!(
-                "ok: {} policies in {} files",
-                set.policies.len(),
-                set.files.len()
-            );
-            ExitCode::SUCCESS
-        }
+        Ok(set) => Some(set),
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!(
-                "{} error{}",
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            );
-            ExitCode::FAILURE
+            let plural = if errors.len() == 1 { "" } else { "s" };
+            eprintln!("{} error{plural}", errors.len());
+            None
         }
+    }
+}
+
+fn test(args: TestArgs) -> ExitCode {
+    let config = match load_config(args.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(set) = load_policies(&config, Vec::new()) else {
+        return ExitCode::FAILURE;
+    };
+    if args.fixtures {
+        return run_fixtures(&set, args.json);
+    }
+    let message = match (args.message, args.message_file, args.stdin) {
+        (Some(text), _, _) => Ok(text),
+        (_, Some(path), _) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display())),
+        (_, _, Some(_)) => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("cannot read standard input: {e}")),
+        _ => Err("give the message with `--message TEXT`, `--message-file FILE` or `-` for standard input, or use `--fixtures`".to_string()),
+    };
+    let message = match message {
+        Ok(message) => message,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let input = tripline::dryrun::Input {
+        message,
+        source: args.source,
+        title: args.title,
+        headers: args.headers,
+    };
+    let report = tripline::dryrun::run(&set, &input);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_fixtures(set: &PolicySet, json: bool) -> ExitCode {
+    let (count, failures) = tripline::fixture::run_all(set);
+    if json {
+        let report = serde_json::json!({ "run": count, "failed": failures });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        for f in &failures {
+            println!("FAIL {} / {} ({})", f.policy, f.fixture, f.at);
+            for problem in &f.problems {
+                println!("  {problem}");
+            }
+        }
+        println!(
+            "{} passed, {} failed",
+            count - failures.len(),
+            failures.len()
+        );
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -10,8 +10,13 @@ use std::sync::Arc;
 
 use lettre::message::Mailbox;
 
-use crate::condition::{self, Condition};
+use sha2::{Digest, Sha256};
+
+use crate::condition::{Condition, ConditionReader};
 use crate::event::Category;
+use crate::extract::{self, Extractor};
+use crate::field::Names;
+use crate::fixture::{self, Fixture};
 use crate::template::{TemplateId, Templates};
 use crate::yaml::{Diagnostics, Kind, Node, Pos, Reader};
 
@@ -21,9 +26,11 @@ const POLICY_KEYS: &[&str] = &[
     "category",
     "sources",
     "enabled",
+    "extract",
     "match",
     "conditions",
     "notify",
+    "tests",
 ];
 const EMAIL_KEYS: &[&str] = &["to", "subject", "body"];
 const ACTION_KINDS: &[&str] = &["email"];
@@ -44,9 +51,13 @@ pub struct Policy {
     /// The sources whose events it sees; `None` means every source.
     pub sources: Option<Vec<String>>,
     pub enabled: bool,
+    /// The extractors it runs, as indexes into [`PolicySet::extractors`], in order.
+    pub extractors: Vec<usize>,
     /// The top-level conditions joined by `match: all | any`.
     pub condition: Condition,
     pub actions: Vec<Action>,
+    /// Fixture tests kept with the policy (`tests:`).
+    pub fixtures: Vec<Fixture>,
     /// The file the policy came from, for messages.
     pub file: Arc<str>,
 }
@@ -70,40 +81,77 @@ pub struct EmailAction {
 pub struct PolicySet {
     pub policies: Vec<Policy>,
     pub templates: Templates,
-    /// The files read, in order.
+    /// Every distinct extractor of every policy; policies share identical ones.
+    pub extractors: Vec<Extractor>,
+    /// The files read, in order, with their text.
     pub files: Vec<PathBuf>,
+    /// The text of each file, in the order of `files`, to keep past versions.
+    pub texts: Vec<String>,
+    /// A digest of every file's path and text: equal versions evaluate alike.
+    pub version: String,
 }
 
 impl PolicySet {
     /// Loads every `*.yaml` and `*.yml` file under `dir`, or the files given.
     pub fn load(paths: &[PathBuf], known_sources: Option<&[String]>) -> Result<Self, Diagnostics> {
         let mut diagnostics = Diagnostics::default();
-        let files = collect_files(paths, &mut diagnostics);
-        let mut set = PolicySet {
-            files: files.clone(),
-            ..PolicySet::default()
-        };
-        let mut first_seen: Vec<(String, Arc<str>, Pos)> = Vec::new();
-
-        for file in &files {
-            let mut reader = Reader::new(file.display().to_string());
-            let text = match std::fs::read_to_string(file) {
-                Ok(text) => text,
+        let mut sources = Vec::new();
+        for file in collect_files(paths, &mut diagnostics) {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => sources.push((file, text)),
                 Err(e) => {
+                    let mut reader = Reader::new(file.display().to_string());
                     reader.error(Pos::default(), format!("cannot read the policy file: {e}"));
                     diagnostics.extend(reader.diagnostics);
-                    continue;
                 }
+            }
+        }
+        match Self::compile(sources, known_sources) {
+            Ok(set) if diagnostics.is_empty() => Ok(set),
+            Ok(_) => Err(diagnostics),
+            Err(more) => {
+                diagnostics.extend(more);
+                diagnostics.sort();
+                Err(diagnostics)
+            }
+        }
+    }
+
+    /// Compiles policy files given as (path, text), as read from disk or the store.
+    pub fn compile(
+        files: Vec<(PathBuf, String)>,
+        known_sources: Option<&[String]>,
+    ) -> Result<Self, Diagnostics> {
+        let mut set = PolicySet::default();
+        let mut diagnostics = Diagnostics::default();
+        let mut registry = Registry::default();
+        let mut first_seen: Vec<(String, Arc<str>, Pos)> = Vec::new();
+        let mut digest = Sha256::new();
+        for (file, text) in files {
+            let mut reader = Reader::new(file.display().to_string());
+            let cx = FileContext {
+                templates: &mut set.templates,
+                registry: &mut registry,
+                known_sources,
             };
-            for (name, policy) in read_file(&mut reader, &text, &mut set.templates, known_sources) {
+            for (name, policy) in read_file(&mut reader, &text, cx) {
                 if let Some((name, pos)) = name {
                     check_unique(&mut reader, &mut first_seen, &name, pos);
                 }
                 set.policies.extend(policy);
             }
             diagnostics.extend(reader.diagnostics);
+            digest.update(format!("{}\0{}\0{}\0", file.display(), text.len(), text));
+            set.files.push(file);
+            set.texts.push(text);
         }
-
+        set.extractors = registry.extractors;
+        set.version = digest
+            .finalize()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if diagnostics.is_empty() {
             Ok(set)
         } else {
@@ -173,13 +221,35 @@ fn is_yaml(path: &Path) -> bool {
 /// A policy's name and where it is written, and the policy when it has no mistakes.
 type ReadPolicy = (Option<(String, Pos)>, Option<Policy>);
 
+/// Distinct extractors, so a policy set runs each one once per event.
+#[derive(Default)]
+struct Registry {
+    extractors: Vec<Extractor>,
+    ids: std::collections::HashMap<String, usize>,
+}
+
+impl Registry {
+    /// The id of `extractor`, shared with an identical one registered before.
+    fn register(&mut self, extractor: Extractor) -> usize {
+        let identity = extractor.identity();
+        if let Some(id) = self.ids.get(&identity) {
+            return *id;
+        }
+        self.extractors.push(extractor);
+        self.ids.insert(identity, self.extractors.len() - 1);
+        self.extractors.len() - 1
+    }
+}
+
+/// What reading a file shares with the rest of the set.
+struct FileContext<'a> {
+    templates: &'a mut Templates,
+    registry: &'a mut Registry,
+    known_sources: Option<&'a [String]>,
+}
+
 /// Reads the policies of one file.
-fn read_file(
-    reader: &mut Reader,
-    text: &str,
-    templates: &mut Templates,
-    known_sources: Option<&[String]>,
-) -> Vec<ReadPolicy> {
+fn read_file(reader: &mut Reader, text: &str, cx: FileContext<'_>) -> Vec<ReadPolicy> {
     let Some(root) = reader.parse(text) else {
         return Vec::new();
     };
@@ -208,8 +278,9 @@ fn read_file(
     for node in nodes {
         let mut policy_reader = PolicyReader {
             reader,
-            templates,
-            known_sources,
+            templates: &mut *cx.templates,
+            registry: &mut *cx.registry,
+            known_sources: cx.known_sources,
         };
         out.push(policy_reader.policy(node));
     }
@@ -219,6 +290,7 @@ fn read_file(
 struct PolicyReader<'a> {
     reader: &'a mut Reader,
     templates: &'a mut Templates,
+    registry: &'a mut Registry,
     known_sources: Option<&'a [String]>,
 }
 
@@ -250,8 +322,26 @@ impl PolicyReader<'_> {
             Some(n) => self.match_mode(n),
             None => Some(false),
         };
+        let extractors = match map.take("extract") {
+            Some(n) => self.extractors(n),
+            None => Some(Vec::new()),
+        };
+        let ids = extractors.clone().unwrap_or_default();
+        let names = Names {
+            extractors: ids
+                .iter()
+                .map(|id| (*id, &self.registry.extractors[*id]))
+                .collect(),
+        };
+        self.templates.set_fields(&names);
         let conditions = match map.take("conditions") {
-            Some(n) => condition::read_list(self.reader, n, "`conditions`"),
+            Some(n) => {
+                let mut cx = ConditionReader {
+                    reader: self.reader,
+                    names: &names,
+                };
+                cx.list(n, "`conditions`")
+            }
             None => {
                 self.reader.error(
                     map.pos,
@@ -262,6 +352,10 @@ impl PolicyReader<'_> {
         };
         let actions = match map.take("notify") {
             Some(n) => self.actions(n),
+            None => Some(Vec::new()),
+        };
+        let fixtures = match map.take("tests") {
+            Some(n) => fixture::read_list(self.reader, n),
             None => Some(Vec::new()),
         };
         self.reader.finish(map, POLICY_KEYS, "a policy");
@@ -278,11 +372,29 @@ impl PolicyReader<'_> {
                     Condition::All(conditions?)
                 },
                 actions: actions?,
+                extractors: extractors?,
+                fixtures: fixtures?,
                 file: self.reader.path().clone(),
             })
         })();
         (name, policy)
     }
+    /// Reads `extract:` and registers each extractor; returns their ids in order.
+    fn extractors(&mut self, node: &Node) -> Option<Vec<usize>> {
+        let items = self.reader.seq(node, "`extract`")?;
+        let read: Vec<Option<Extractor>> = items
+            .iter()
+            .map(|n| extract::read(self.reader, n))
+            .collect();
+        let read: Option<Vec<Extractor>> = read.into_iter().collect();
+        Some(
+            read?
+                .into_iter()
+                .map(|e| self.registry.register(e))
+                .collect(),
+        )
+    }
+
     fn name(&mut self, node: &Node) -> Option<(String, Pos)> {
         let name = self.reader.str(node, "`name`")?;
         let valid = !name.is_empty()

@@ -53,6 +53,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&config.data_dir).context("cannot open the store")?);
+    remember_policy_set(store.as_ref(), &policies).context("cannot record the policy set")?;
     let mailer = match &config.smtp {
         Some(smtp) => Mailer::smtp(smtp)?,
         None => Mailer::folder(&config.data_dir.join("mail")),
@@ -77,6 +78,21 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps the policy files under their version, so an event evaluated with them can be
+/// explained later even after the files change.
+pub fn remember_policy_set(
+    store: &dyn Store,
+    set: &PolicySet,
+) -> Result<(), crate::store::StoreError> {
+    let files: Vec<(String, String)> = set
+        .files
+        .iter()
+        .zip(&set.texts)
+        .map(|(path, text)| (path.display().to_string(), text.clone()))
+        .collect();
+    store.save_policy_set(&set.version, &files)
 }
 
 /// The demo source of embedded defaults. Its key is random, made on first start and

@@ -22,6 +22,9 @@ pub const VARIABLES: &[&str] = &[
     "message",
     "content_type",
     "headers",
+    "query",
+    "fields",
+    "json",
 ];
 
 /// Names minijinja provides itself, accepted in templates.
@@ -44,6 +47,9 @@ pub struct TemplateId(String);
 pub struct Templates {
     env: Environment<'static>,
     next: usize,
+    /// The extracted names the policy being read can produce; `None` when any name
+    /// may appear (an extractor such as `kv: {}` without `keys`).
+    fields: Option<Vec<String>>,
 }
 
 /// The values a template is rendered with.
@@ -59,11 +65,20 @@ pub struct Context<'a> {
     pub message: &'a str,
     pub content_type: Option<&'a str>,
     pub headers: std::collections::BTreeMap<&'a str, &'a str>,
+    pub query: std::collections::BTreeMap<&'a str, &'a str>,
+    /// The policy's extracted fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The JSON body, when there is one.
+    pub json: Option<&'a serde_json::Value>,
 }
 
 impl<'a> Context<'a> {
-    /// The context for `event` firing `policy`.
-    pub fn new(policy: &'a crate::policy::Policy, event: &'a Event) -> Self {
+    /// The context for `event` firing `policy`, with the fields its extractors found.
+    pub fn new(
+        policy: &'a crate::policy::Policy,
+        event: &'a Event,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
         Context {
             policy: &policy.name,
             description: &policy.description,
@@ -79,6 +94,13 @@ impl<'a> Context<'a> {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
+            query: event
+                .query
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            fields,
+            json: event.json.as_ref(),
         }
     }
 }
@@ -87,11 +109,66 @@ impl Default for Templates {
     fn default() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        Templates { env, next: 0 }
+        Templates {
+            env,
+            next: 0,
+            fields: Some(Vec::new()),
+        }
     }
 }
 
 impl Templates {
+    /// Sets which extracted fields the templates added next may use.
+    pub fn set_fields(&mut self, names: &crate::field::Names<'_>) {
+        let mut fields = Some(Vec::new());
+        for (_, extractor) in &names.extractors {
+            match (extractor.names(), fields.as_mut()) {
+                (Some(produced), Some(list)) => list.extend(produced),
+                _ => fields = None,
+            }
+        }
+        self.fields = fields;
+    }
+
+    /// Reports `fields.NAME` uses that no extractor of the policy produces.
+    fn check_fields(
+        &self,
+        reader: &mut Reader,
+        pos: Pos,
+        what: &str,
+        template: &minijinja::Template<'_, '_>,
+    ) -> bool {
+        let Some(known) = &self.fields else {
+            return true;
+        };
+        let mut used: Vec<String> = template
+            .undeclared_variables(true)
+            .into_iter()
+            .filter_map(|v| {
+                v.strip_prefix("fields.")
+                    .map(|f| f.split('.').next().unwrap_or(f).to_string())
+            })
+            .filter(|f| !known.contains(f))
+            .collect();
+        used.sort();
+        used.dedup();
+        let names: Vec<&str> = known.iter().map(String::as_str).collect();
+        for field in &used {
+            let hint = match suggest(field, &names) {
+                Some(s) => format!("did you mean `fields.{s}`?"),
+                None if names.is_empty() => {
+                    "the policy has no `extract:` that produces it".to_string()
+                }
+                None => format!("its extractors produce {}", backticked(&names)),
+            };
+            let message = format!(
+                "{what} uses `fields.{field}`, which no extractor of this policy produces; {hint}"
+            );
+            reader.error(pos, message);
+        }
+        used.is_empty()
+    }
+
     /// Compiles `source`, reporting syntax errors and unknown variables at `pos`.
     pub fn add(
         &mut self,
@@ -138,7 +215,8 @@ impl Templates {
                 format!("{what} uses `{name}`, which tripline does not provide; {hint}"),
             );
         }
-        unknown.is_empty().then_some(TemplateId(id))
+        let fields_ok = self.check_fields(reader, pos, what, &template);
+        (unknown.is_empty() && fields_ok).then_some(TemplateId(id))
     }
 
     /// Renders a template. Fails only on errors such as a filter given a wrong type.
@@ -185,6 +263,9 @@ mod tests {
             message: "failed",
             content_type: None,
             headers: Default::default(),
+            query: Default::default(),
+            fields: Default::default(),
+            json: None,
         };
         assert_eq!(
             templates.render(&id, &context).unwrap(),

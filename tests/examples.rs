@@ -28,6 +28,7 @@ fn event(message: String) -> Event {
         message,
         content_type: None,
         headers: Vec::new(),
+        query: Vec::new(),
         category: Default::default(),
         json: None,
     }

@@ -323,6 +323,7 @@ async fn a_delivery_left_pending_by_a_crash_is_sent_on_start() {
         message: "deploy failed just before a crash".into(),
         content_type: None,
         headers: Vec::new(),
+        query: Vec::new(),
         category: Default::default(),
         json: None,
     };
@@ -341,7 +342,7 @@ async fn a_delivery_left_pending_by_a_crash_is_sent_on_start() {
         updated_at: "2026-01-01T00:00:00.000Z".into(),
     };
     store
-        .insert_event(&event, &["deploy-failed".into()], &[delivery])
+        .insert_event(&event, "v0", &["deploy-failed".into()], &[delivery])
         .unwrap();
     drop(store);
 

@@ -84,6 +84,8 @@ pub struct Delivery {
 pub struct StoredEvent {
     pub event: Event,
     pub matched: Vec<String>,
+    /// The version of the policy set it was evaluated with.
+    pub policy_version: Option<String>,
 }
 
 /// Storage for events and deliveries.
@@ -92,6 +94,7 @@ pub trait Store: Send + Sync + 'static {
     fn insert_event(
         &self,
         event: &Event,
+        policy_version: &str,
         matched: &[String],
         deliveries: &[Delivery],
     ) -> Result<(), StoreError>;
@@ -105,6 +108,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deliveries newest first, at most `limit`; only those of `event_id` when given.
     fn deliveries(&self, event_id: Option<&str>, limit: usize)
         -> Result<Vec<Delivery>, StoreError>;
+
+    /// Keeps the files of a policy set under its version; a known version is kept as is.
+    fn save_policy_set(&self, version: &str, files: &[(String, String)]) -> Result<(), StoreError>;
+
+    /// The files of a policy set version, as (path, text).
+    fn policy_set(&self, version: &str) -> Result<Option<Vec<(String, String)>>, StoreError>;
 
     /// Deliveries not yet attempted, oldest first.
     fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError>;

@@ -18,7 +18,8 @@ use crate::event::{format_time, Category, Event};
 pub const DB_FILE: &str = "tripline.db";
 
 /// Each entry upgrades the schema by one version; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     id           TEXT PRIMARY KEY,
     received_at  INTEGER NOT NULL,   -- unix milliseconds
@@ -52,7 +53,18 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_by_event ON deliveries (event_id);
 CREATE INDEX deliveries_by_status ON deliveries (status);
-"#];
+"#,
+    r#"
+ALTER TABLE events ADD COLUMN query TEXT NOT NULL DEFAULT '[]';  -- JSON array of [name, value]
+ALTER TABLE events ADD COLUMN policy_version TEXT;
+-- Every policy set an event was evaluated with, so its explanation can be recomputed.
+CREATE TABLE policy_sets (
+    version   TEXT PRIMARY KEY,
+    loaded_at TEXT NOT NULL,
+    files     TEXT NOT NULL      -- JSON array of [path, text]
+);
+"#,
+];
 
 /// SQLite behind the [`Store`] trait.
 pub struct SqliteStore {
@@ -110,7 +122,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 const EVENT_COLUMNS: &str =
-    "id, received_at, source, title, message, content_type, headers, category";
+    "id, received_at, source, title, message, content_type, headers, category, query, policy_version";
 const DELIVERY_COLUMNS: &str = "id, event_id, policy, channel, recipient, subject, body, status, \
      attempts, last_error, created_at, updated_at";
 
@@ -118,6 +130,7 @@ impl Store for SqliteStore {
     fn insert_event(
         &self,
         event: &Event,
+        policy_version: &str,
         matched: &[String],
         deliveries: &[Delivery],
     ) -> Result<(), StoreError> {
@@ -125,9 +138,11 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         let headers = serde_json::to_string(&event.headers)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let query =
+            serde_json::to_string(&event.query).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tx.execute(
             &format!(
-                "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ),
             params![
                 event.id,
@@ -138,6 +153,8 @@ impl Store for SqliteStore {
                 event.content_type,
                 headers,
                 event.category.as_str(),
+                query,
+                policy_version,
             ],
         )?;
         for policy in matched {
@@ -196,6 +213,27 @@ impl Store for SqliteStore {
         rows.map(|r| r?).collect()
     }
 
+    fn save_policy_set(&self, version: &str, files: &[(String, String)]) -> Result<(), StoreError> {
+        let files = serde_json::to_string(files).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn().execute(
+            "INSERT OR IGNORE INTO policy_sets (version, loaded_at, files) VALUES (?1, ?2, ?3)",
+            params![version, format_time(OffsetDateTime::now_utc()), files],
+        )?;
+        Ok(())
+    }
+
+    fn policy_set(&self, version: &str) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let conn = self.conn();
+        let sql = "SELECT files FROM policy_sets WHERE version = ?1";
+        let files: Option<String> = conn.query_row(sql, [version], |r| r.get(0)).optional()?;
+        files
+            .map(|f| {
+                serde_json::from_str(&f)
+                    .map_err(|e| StoreError::Corrupt(format!("policy set `{version}`: {e}")))
+            })
+            .transpose()
+    }
+
     fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
         let conn = self.conn();
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' ORDER BY created_at, id");
@@ -222,7 +260,10 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
 }
 
 /// Reads an event row; the outer `Result` is SQLite's, the inner one our decoding.
-fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
+type EventRow = (Event, Option<String>);
+
+/// Reads an event row with its policy version.
+fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<EventRow, StoreError>> {
     let ms: i64 = row.get(1)?;
     let headers: String = row.get(6)?;
     let category: String = row.get(7)?;
@@ -231,6 +272,8 @@ fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
     let id: String = row.get(0)?;
     let source: String = row.get(2)?;
     let title: String = row.get(3)?;
+    let query: String = row.get(8)?;
+    let policy_version: Option<String> = row.get(9)?;
     Ok((|| {
         let received_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
             .map_err(|e| StoreError::Corrupt(format!("event `{id}` time: {e}")))?;
@@ -238,8 +281,10 @@ fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
             .map_err(|e| StoreError::Corrupt(format!("event `{id}` headers: {e}")))?;
         let category = Category::parse(&category)
             .ok_or_else(|| StoreError::Corrupt(format!("event `{id}` category `{category}`")))?;
-        let json = serde_json::from_str(&message).ok();
-        Ok(Event {
+        let query = serde_json::from_str(&query)
+            .map_err(|e| StoreError::Corrupt(format!("event `{id}` query: {e}")))?;
+        let json = crate::event::parse_json_body(&message, content_type.as_deref());
+        let event = Event {
             id,
             received_at,
             source,
@@ -247,19 +292,28 @@ fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
             message,
             content_type,
             headers,
+            query,
             category,
             json,
-        })
+        };
+        Ok((event, policy_version))
     })())
 }
 
-fn with_matches(conn: &Connection, event: Event) -> Result<StoredEvent, StoreError> {
+fn with_matches(
+    conn: &Connection,
+    (event, policy_version): EventRow,
+) -> Result<StoredEvent, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT policy FROM event_matches WHERE event_id = ?1 ORDER BY policy")?;
     let matched = stmt
         .query_map([&event.id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    Ok(StoredEvent { event, matched })
+    Ok(StoredEvent {
+        event,
+        matched,
+        policy_version,
+    })
 }
 
 fn read_delivery(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
@@ -299,6 +353,7 @@ mod tests {
             message: "{\"a\": 1}".into(),
             content_type: Some("application/json".into()),
             headers: vec![("user-agent".into(), "curl".into())],
+            query: vec![("env".into(), "prod".into())],
             category: Category::Warning,
             json: None,
         }
@@ -327,13 +382,35 @@ mod tests {
         {
             let store = SqliteStore::open(dir.path()).unwrap();
             store
-                .insert_event(&event("e1", 1_000), &["p".into()], &[delivery("d1", "e1")])
+                .insert_event(
+                    &event("e1", 1_000),
+                    "v1",
+                    &["p".into()],
+                    &[delivery("d1", "e1")],
+                )
                 .unwrap();
-            store.insert_event(&event("e2", 2_000), &[], &[]).unwrap();
+            store
+                .insert_event(&event("e2", 2_000), "v1", &[], &[])
+                .unwrap();
+            store
+                .save_policy_set("v1", &[("p.yaml".into(), "name: p".into())])
+                .unwrap();
+            store
+                .save_policy_set("v1", &[("p.yaml".into(), "changed".into())])
+                .unwrap();
         }
         let store = SqliteStore::open(dir.path()).unwrap();
         let e1 = store.event("e1").unwrap().unwrap();
         assert_eq!(e1.matched, ["p"]);
+        assert_eq!(e1.policy_version.as_deref(), Some("v1"));
+        assert_eq!(e1.event.query, [("env".to_string(), "prod".to_string())]);
+        let files = store.policy_set("v1").unwrap().unwrap();
+        assert_eq!(
+            files,
+            [("p.yaml".to_string(), "name: p".to_string())],
+            "a known version is kept"
+        );
+        assert!(store.policy_set("v2").unwrap().is_none());
         assert_eq!(
             e1.event.headers,
             [("user-agent".to_string(), "curl".to_string())]
