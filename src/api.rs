@@ -83,6 +83,14 @@ async fn get_event(
     };
     let mut body = event_json(&event);
     body["deliveries"] = deliveries.iter().map(delivery_json).collect();
+    let (store, current) = (state.store.clone(), state.engine.policies());
+    let explanation = tokio::task::spawn_blocking(move || {
+        let explanation = state.explainer.explain(store.as_ref(), &current, &event);
+        serde_json::to_value(explanation).unwrap_or(Value::Null)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    body["explanation"] = explanation;
     Ok(Json(body))
 }
 

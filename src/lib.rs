@@ -13,6 +13,7 @@
 //! - [`fixture`]: tests kept with policies; [`dryrun`]: `tripline test` on one message.
 //! - [`template`]: notification templates.
 //! - [`engine`]: evaluates an event against the set and renders deliveries.
+//! - [`explain`]: why a stored event did or did not fire each policy.
 //! - [`store`]: durable events and deliveries behind the [`store::Store`] trait.
 //! - [`notify`]: sends deliveries (email today).
 //! - [`api`]: the read API and health endpoints.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod dryrun;
 pub mod engine;
 pub mod event;
+pub mod explain;
 pub mod extract;
 pub mod field;
 pub mod fixture;

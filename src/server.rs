@@ -29,6 +29,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub dispatcher: Dispatcher,
     pub max_body: usize,
+    pub explainer: crate::explain::Explainer,
 }
 
 /// All routes.
@@ -67,6 +68,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         store,
         dispatcher,
         max_body: config.max_body,
+        explainer: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

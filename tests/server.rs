@@ -490,3 +490,55 @@ async fn embedded_defaults_write_mail_files_and_make_a_private_key() {
         "{eml}"
     );
 }
+
+const STATUS_POLICY: &str = r#"
+name: server-errors
+extract:
+  - kv: {}
+conditions:
+  - {field: status, ge: 500}
+"#;
+
+#[tokio::test]
+async fn a_stored_event_explains_itself_with_the_policies_it_was_evaluated_with() {
+    let ws = Workspace::new();
+    ws.config("");
+    ws.policy("deploy.yaml", DEPLOY_POLICY);
+    ws.policy("status.yaml", STATUS_POLICY);
+    let server = TestServer::start(&ws, &[]);
+    let id = server.send("deploy failed status=404").await;
+
+    let event = server.get_json(&format!("/api/events/{id}")).await;
+    let explanation = &event["explanation"];
+    assert_eq!(explanation["current"], true);
+    assert_eq!(explanation["policies"][0]["policy"], "deploy-failed");
+    assert_eq!(explanation["policies"][0]["result"], "matched");
+    let status = &explanation["policies"][1];
+    assert_eq!(status["result"], "failed");
+    assert_eq!(status["condition"], "`status` ge 500");
+    assert_eq!(status["actual"], "\"404\"");
+    assert!(
+        status["at"].as_str().unwrap().ends_with("status.yaml:6:5"),
+        "{status}"
+    );
+    server.kill();
+
+    // The policy changes; the old event is still explained by the old policy.
+    ws.policy("status.yaml", &STATUS_POLICY.replace("ge: 500", "ge: 400"));
+    let server = TestServer::start(&ws, &[]);
+    let event = server.get_json(&format!("/api/events/{id}")).await;
+    let explanation = &event["explanation"];
+    assert_eq!(explanation["current"], false);
+    assert_eq!(explanation["policies"][1]["result"], "failed");
+    assert_eq!(explanation["policies"][1]["condition"], "`status` ge 500");
+    let fresh = server.send("deploy failed status=404").await;
+    let event = server.get_json(&format!("/api/events/{fresh}")).await;
+    assert_eq!(
+        event["matched"],
+        serde_json::json!(["deploy-failed", "server-errors"])
+    );
+    assert_eq!(
+        event["explanation"]["policies"][1]["fields"]["status"],
+        "404"
+    );
+}
