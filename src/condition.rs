@@ -279,21 +279,32 @@ impl ConditionReader<'_, '_> {
 
     fn test(&mut self, mut map: MapReader<'_>) -> Option<Condition> {
         let pos = map.pos;
-        let field = self.field(&mut map);
+        let field_node = map.take("field");
         let case_sensitive = match map.take("case_sensitive") {
             Some(node) => self.reader.bool(node, "`case_sensitive`"),
             None => Some(true),
         };
-        let ops: Vec<_> = OPERATORS
+        let mut ops: Vec<_> = OPERATORS
             .iter()
             .filter_map(|op| map.take_entry(op))
             .collect();
+        ops.sort_by_key(|(key, _)| (key.pos.line, key.pos.col));
         let mut known: Vec<&str> = OPERATORS.to_vec();
         known.extend(["field", "case_sensitive"]);
         known.extend(COMBINATORS);
         let before = self.reader.diagnostics.len();
         self.reader.finish(map, &known, "a condition");
         let unknown_keys = self.reader.diagnostics.len() > before;
+        let field = match field_node {
+            Some(node) => self.field(node),
+            // A misspelt `field` was reported as an unknown key already.
+            None if unknown_keys => None,
+            None => {
+                let message = "this condition needs `field`: which part of the event to test";
+                self.reader.error(pos, message);
+                None
+            }
+        };
 
         let (op_key, op_value) = match ops.as_slice() {
             [one] => *one,
@@ -330,14 +341,7 @@ impl ConditionReader<'_, '_> {
         }))
     }
 
-    fn field(&mut self, map: &mut MapReader<'_>) -> Option<(FieldRef, String)> {
-        let Some(node) = map.take("field") else {
-            self.reader.error(
-                map.pos,
-                "this condition needs `field`: which part of the event to test",
-            );
-            return None;
-        };
+    fn field(&mut self, node: &Node) -> Option<(FieldRef, String)> {
         let name = self.reader.str(node, "`field`")?;
         match FieldRef::parse(name, self.names) {
             Ok(field) => Some((field, name.to_string())),

@@ -177,10 +177,13 @@ fn write_match(out: &mut String, p: &PolicyReport) {
 
 fn write_miss(out: &mut String, p: &PolicyReport) {
     let why = match &p.verdict {
-        Verdict::Failed(f) => {
-            let actual = f.actual.as_deref().unwrap_or("no such field");
-            format!("{}: {} failed; the value was {actual}", f.at, f.condition)
-        }
+        Verdict::Failed(f) => match &f.actual {
+            Some(actual) => format!("{}: {} failed; the value was {actual}", f.at, f.condition),
+            None => format!(
+                "{}: {} failed; the event has no such field",
+                f.at, f.condition
+            ),
+        },
         Verdict::Disabled => "the policy is disabled".to_string(),
         Verdict::OtherSource { sources } => {
             format!("it listens only to sources {}", sources.join(", "))

@@ -12,6 +12,7 @@ use serde_json_path::JsonPath;
 
 use crate::condition::compile_regex;
 use crate::event::Event;
+use crate::field::jsonpath_error;
 #[cfg(test)]
 use crate::yaml::Kind;
 use crate::yaml::{backticked, Node, Reader};
@@ -242,7 +243,7 @@ fn read_json(reader: &mut Reader, node: &Node) -> Option<Extractor> {
             Ok(path) => rules.push((key.name.clone(), path)),
             Err(e) => {
                 ok = false;
-                let message = format!("JSONPath `{text}` is not valid: {e}; paths start with `$`, as in `$.repository.name`");
+                let message = jsonpath_error(text, &e);
                 reader.error(value.pos, message);
             }
         }

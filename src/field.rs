@@ -142,7 +142,7 @@ impl FieldRef {
         if name.starts_with('$') {
             return JsonPath::parse(name)
                 .map(|p| FieldRef::Path(Box::new(p)))
-                .map_err(|e| format!("JSONPath `{name}` is not valid: {e}"));
+                .map_err(|e| jsonpath_error(name, &e));
         }
         let known = known_names(names);
         let declared = known.iter().any(|k| k == name);
@@ -181,6 +181,16 @@ fn known_names(names: &Names<'_>) -> Vec<String> {
         known.extend(extractor.names().unwrap_or_default());
     }
     known
+}
+
+/// Explains a JSONPath that does not parse, suggesting the usual `$.` start.
+pub fn jsonpath_error(path: &str, error: &serde_json_path::ParseError) -> String {
+    let hint = if path.starts_with('$') {
+        String::new()
+    } else {
+        format!("; paths start with `$`, as in `$.{path}`")
+    };
+    format!("JSONPath `{path}` is not valid: {error}{hint}")
 }
 
 fn unknown_field(name: &str, names: &Names<'_>) -> String {

@@ -280,8 +280,11 @@ pub fn check(set: &PolicySet, policy: &Policy, fixture: &Fixture) -> Vec<String>
 fn reason(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Failed(f) => {
-            let actual = f.actual.as_deref().unwrap_or("no value");
-            format!(" ({} at {}: the field had {actual})", f.condition, f.at)
+            let actual = match &f.actual {
+                Some(actual) => format!("the value was {actual}"),
+                None => "the event has no such field".to_string(),
+            };
+            format!(" ({} failed at {}; {actual})", f.condition, f.at)
         }
         Verdict::OtherSource { sources } => {
             format!(" (the policy listens only to {})", sources.join(", "))

@@ -70,6 +70,22 @@ struct TestArgs {
     json: bool,
 }
 
+/// Prints a line to standard output; a closed pipe (`tripline test | head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Prints to standard output without a newline, like [`say!`].
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -127,7 +143,7 @@ fn check(config: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
     };
     let fixtures: usize = set.policies.iter().map(|p| p.fixtures.len()).sum();
     let (policies, files) = (set.policies.len(), set.files.len());
-    println!("ok: {policies} policies in {files} files, {fixtures} fixture tests");
+    say!("ok: {policies} policies in {files} files, {fixtures} fixture tests");
     ExitCode::SUCCESS
 }
 
@@ -188,12 +204,12 @@ fn test(args: TestArgs) -> ExitCode {
     };
     let report = tripline::dryrun::run(&set, &input);
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        print!("{}", report.to_text());
+        say_raw!("{}", report.to_text());
     }
     ExitCode::SUCCESS
 }
@@ -202,18 +218,18 @@ fn run_fixtures(set: &PolicySet, json: bool) -> ExitCode {
     let (count, failures) = tripline::fixture::run_all(set);
     if json {
         let report = serde_json::json!({ "run": count, "failed": failures });
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
         for f in &failures {
-            println!("FAIL {} / {} ({})", f.policy, f.fixture, f.at);
+            say!("FAIL {} / {} ({})", f.policy, f.fixture, f.at);
             for problem in &f.problems {
-                println!("  {problem}");
+                say!("  {problem}");
             }
         }
-        println!(
+        say!(
             "{} passed, {} failed",
             count - failures.len(),
             failures.len()

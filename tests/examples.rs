@@ -10,9 +10,19 @@ use tripline::store::DeliveryStatus;
 
 /// Each example file and the policies it must fire, in load order.
 const EXPECTED: &[(&str, &[&str])] = &[
+    ("alertmanager-firing.json", &["alertmanager-critical"]),
+    ("alertmanager-resolved.json", &[]),
+    ("app-log-checkout-error.log", &["app-log-errors"]),
+    ("aws-sns-cloudwatch-alarm.json", &["aws-cloudwatch-alarm"]),
     ("deploy-failed.txt", &["deploy-failed"]),
+    ("github-workflow-run-failed.json", &[]),
     ("nagios-disk-critical.txt", &["disk-space-critical"]),
     ("nagios-disk-recovery.txt", &[]),
+    ("nagios-host-down.txt", &["nagios-host-down"]),
+    (
+        "stripe-invoice-payment-failed.json",
+        &["stripe-payment-failed"],
+    ),
 ];
 
 fn repo(path: &str) -> PathBuf {
@@ -25,12 +35,12 @@ fn event(message: String) -> Event {
         received_at: time::OffsetDateTime::now_utc(),
         source: "default".into(),
         title: String::new(),
+        json: tripline::event::parse_json_body(&message, None),
         message,
         content_type: None,
         headers: Vec::new(),
         query: Vec::new(),
         category: Default::default(),
-        json: None,
     }
 }
 
