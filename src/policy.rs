@@ -605,6 +605,39 @@ mod tests {
     }
 
     #[test]
+    fn identical_extractors_are_shared_across_policies() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = |name: &str, sep: &str| {
+            format!("name: {name}\nextract: [{{kv: {{separator: '{sep}'}}}}, {{json: {{a: $.a}}}}]\nconditions: [{{field: a, exists: true}}]\n")
+        };
+        write(dir.path(), "a.yaml", &policy("a", ":"));
+        write(dir.path(), "b.yaml", &policy("b", ":"));
+        write(dir.path(), "c.yaml", &policy("c", "="));
+        let set = PolicySet::load(&[dir.path().to_path_buf()], None).unwrap();
+        assert_eq!(set.extractors.len(), 3, "kv(:), json and kv(=)");
+        assert_eq!(set.policies[0].extractors, set.policies[1].extractors);
+        assert_eq!(set.policies[2].extractors, [2, 1]);
+    }
+
+    #[test]
+    fn the_version_changes_with_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.yaml", GOOD);
+        let first = PolicySet::load(&[dir.path().to_path_buf()], None)
+            .unwrap()
+            .version;
+        let again = PolicySet::load(&[dir.path().to_path_buf()], None)
+            .unwrap()
+            .version;
+        write(dir.path(), "a.yaml", &GOOD.replace("critical", "warning"));
+        let changed = PolicySet::load(&[dir.path().to_path_buf()], None)
+            .unwrap()
+            .version;
+        assert_eq!(first, again);
+        assert_ne!(first, changed);
+    }
+
+    #[test]
     fn a_missing_directory_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
