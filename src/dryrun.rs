@@ -4,10 +4,9 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::engine::{self, RenderedEmail, Verdict};
-use crate::event::{parse_json_body, Category, Event};
+use crate::event::Event;
 use crate::field::Scope;
 use crate::policy::PolicySet;
 
@@ -53,30 +52,18 @@ pub enum Notification {
 impl Input {
     /// The event this input describes; header names are kept in lowercase.
     pub fn event(&self) -> Event {
-        let headers: Vec<(String, String)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let content_type = headers
-            .iter()
-            .find(|(k, _)| k == "content-type")
-            .map(|(_, v)| v.clone());
-        Event {
-            id: "dry-run".to_string(),
-            received_at: OffsetDateTime::now_utc(),
-            source: self
-                .source
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SOURCE.to_string()),
-            title: self.title.clone().unwrap_or_default(),
-            json: parse_json_body(&self.message, content_type.as_deref()),
-            message: self.message.clone(),
-            content_type,
-            headers,
-            query: Vec::new(),
-            category: Category::Info,
-        }
+        let source = self
+            .source
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SOURCE.to_string());
+        let title = self.title.clone().unwrap_or_default();
+        Event::sample(
+            "dry-run".to_string(),
+            source,
+            title,
+            self.message.clone(),
+            &self.headers,
+        )
     }
 }
 

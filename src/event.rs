@@ -65,6 +65,37 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event built outside ingest (a dry run or a fixture), received now. Header
+    /// names are lowercased, and the body is parsed as ingest would.
+    pub fn sample(
+        id: String,
+        source: String,
+        title: String,
+        message: String,
+        headers: &[(String, String)],
+    ) -> Self {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let content_type = headers
+            .iter()
+            .find(|(k, _)| k == "content-type")
+            .map(|(_, v)| v.clone());
+        Event {
+            id,
+            received_at: OffsetDateTime::now_utc(),
+            source,
+            title,
+            json: parse_json_body(&message, content_type.as_deref()),
+            message,
+            content_type,
+            headers,
+            query: Vec::new(),
+            category: Category::Info,
+        }
+    }
+
     /// The first kept header named `name` (give it in lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -17,10 +17,9 @@
 use std::path::Path;
 
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::engine::{self, Verdict};
-use crate::event::{parse_json_body, Category, Event};
+use crate::event::Event;
 use crate::field::{number, Scope};
 use crate::policy::{Policy, PolicySet};
 use crate::yaml::{Node, Reader};
@@ -187,30 +186,18 @@ fn read_expect(reader: &mut Reader, node: &Node) -> Option<Expect> {
 impl Fixture {
     /// The event the fixture describes.
     pub fn event(&self) -> Event {
-        let headers: Vec<(String, String)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect();
-        let content_type = headers
-            .iter()
-            .find(|(k, _)| k == "content-type")
-            .map(|(_, v)| v.clone());
-        Event {
-            id: format!("fixture-{}", self.name),
-            received_at: OffsetDateTime::now_utc(),
-            source: self
-                .source
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SOURCE.to_string()),
-            title: self.title.clone().unwrap_or_default(),
-            json: parse_json_body(&self.message, content_type.as_deref()),
-            message: self.message.clone(),
-            content_type,
-            headers,
-            query: Vec::new(),
-            category: Category::Info,
-        }
+        let source = self
+            .source
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SOURCE.to_string());
+        let title = self.title.clone().unwrap_or_default();
+        Event::sample(
+            format!("fixture-{}", self.name),
+            source,
+            title,
+            self.message.clone(),
+            &self.headers,
+        )
     }
 }
 
