@@ -104,6 +104,60 @@ async fn email_goes_through_starttls_with_auth_and_a_private_ca() {
 }
 
 #[tokio::test]
+async fn email_goes_through_implicit_tls() {
+    let ws = Workspace::new();
+    let smtp = SmtpServer::plain();
+    let (port, ca) = support::smtp::implicit_tls_front(ws.path(), smtp.port);
+    let config = format!(
+        "smtp:\n  host: localhost\n  port: {port}\n  tls: implicit\n  from: alerts@example.com\n  ca_file: {}\n",
+        ca.display()
+    );
+    ws.config(&config);
+    ws.policy("deploy.yaml", DEPLOY_POLICY);
+    let server = TestServer::start(&ws, &[]);
+
+    server.send("deploy failed behind smtps").await;
+
+    let mail = smtp.wait_for(1);
+    assert_eq!(
+        mail[0].header("Subject").unwrap(),
+        "[critical] deploy-failed from ci"
+    );
+    server
+        .wait_json("/api/notifications", |j| {
+            j["notifications"][0]["status"] == "sent"
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_relay_with_an_untrusted_certificate_is_refused() {
+    let ws = Workspace::new();
+    let smtp = SmtpServer::plain();
+    let (port, _ca) = support::smtp::implicit_tls_front(ws.path(), smtp.port);
+    // No `ca_file`: the test CA is not trusted, so the relay's certificate is refused.
+    let config = format!(
+        "smtp:\n  host: localhost\n  port: {port}\n  tls: implicit\n  from: alerts@example.com\n"
+    );
+    ws.config(&config);
+    ws.policy("deploy.yaml", DEPLOY_POLICY);
+    let server = TestServer::start(&ws, &[]);
+
+    server.send("deploy failed").await;
+    let ledger = server
+        .wait_json("/api/notifications", |j| {
+            j["notifications"][0]["status"] == "failed"
+        })
+        .await;
+    let error = ledger["notifications"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(smtp.received().is_empty());
+}
+
+#[tokio::test]
 async fn a_refused_login_is_recorded_with_the_server_reply_and_the_server_keeps_running() {
     let ws = Workspace::new();
     let smtp = SmtpServer::starttls(ws.path(), "alerts", "right");
