@@ -464,8 +464,15 @@ pub fn compile_regex(
     pattern: &str,
     case_sensitive: bool,
 ) -> Option<Regex> {
-    let built = RegexBuilder::new(pattern)
-        .case_insensitive(!case_sensitive)
+    // The flag goes into the pattern itself, so the matching index sees it too.
+    let flagged;
+    let source = if case_sensitive {
+        pattern
+    } else {
+        flagged = format!("(?i){pattern}");
+        &flagged
+    };
+    let built = RegexBuilder::new(source)
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_DFA_LIMIT)
         .nest_limit(REGEX_NEST_LIMIT)

@@ -104,7 +104,11 @@ pub fn evaluate(set: &PolicySet, event: &Event) -> Evaluation {
         policy_version: set.version.clone(),
         ..Default::default()
     };
-    for policy in set.policies.iter().filter(|p| policy_matches(p, &scope)) {
+    let candidates = set.index.candidates(&event.message);
+    let candidates = candidates
+        .iter()
+        .filter_map(|i| set.policies.get(*i as usize));
+    for policy in candidates.filter(|p| policy_matches(p, &scope)) {
         tracing::debug!(policy = %policy.name, event_id = %event.id, "policy matched");
         evaluation.matched.push(policy.name.clone());
         for action in &policy.actions {

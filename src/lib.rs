@@ -12,6 +12,7 @@
 //! - [`condition`] and [`policy`]: policy files read and compiled into a [`policy::PolicySet`].
 //! - [`fixture`]: tests kept with policies; [`dryrun`]: `tripline test` on one message.
 //! - [`template`]: notification templates.
+//! - [`index`]: narrows the policies a message can match with one Aho-Corasick pass.
 //! - [`engine`]: evaluates an event against the set and renders deliveries.
 //! - [`explain`]: why a stored event did or did not fire each policy.
 //! - [`store`]: durable events and deliveries behind the [`store::Store`] trait.
@@ -29,6 +30,7 @@ pub mod explain;
 pub mod extract;
 pub mod field;
 pub mod fixture;
+pub mod index;
 pub mod ingest;
 pub mod notify;
 pub mod policy;

@@ -89,6 +89,8 @@ pub struct PolicySet {
     pub texts: Vec<String>,
     /// A digest of every file's path and text: equal versions evaluate alike.
     pub version: String,
+    /// Which policies may match a message, found without evaluating them all.
+    pub index: crate::index::Index,
 }
 
 impl PolicySet {
@@ -146,6 +148,7 @@ impl PolicySet {
             set.texts.push(text);
         }
         set.extractors = registry.extractors;
+        set.index = crate::index::Index::build(&set.policies, &set.extractors);
         set.version = digest
             .finalize()
             .iter()

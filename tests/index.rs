@@ -1,0 +1,125 @@
+//! The matching index never changes what matches: random policies and messages give the
+//! same matches with the index as when every policy is evaluated.
+
+use std::path::PathBuf;
+
+use tripline::engine;
+use tripline::event::Event;
+use tripline::field::Scope;
+use tripline::policy::PolicySet;
+
+/// A small deterministic generator, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "deploy", "Deploy", "failed", "error", "timeout", "db-1", "web", "prod", "ok", "ÉCHEC", "échec",
+];
+
+fn condition(rng: &mut Rng, depth: u32) -> String {
+    let word = rng.pick(WORDS);
+    let n = rng.next() % 100;
+    match rng.next() % if depth > 1 { 12 } else { 15 } {
+        0 => format!("{{field: message, contains: '{word}'}}"),
+        1 => format!("{{field: message, contains: '{word}', case_sensitive: false}}"),
+        2 => format!("{{field: message, not_contains: '{word}'}}"),
+        3 => format!("{{field: message, regex: '\\b{word}(ed|ing)?\\b'}}"),
+        4 => format!("{{field: message, regex: '(?i){word}.*'}}"),
+        5 => format!("{{field: message, starts_with: '{word}'}}"),
+        6 => format!("{{field: message, ends_with: '{word}'}}"),
+        7 => format!("{{field: status, ge: {}}}", 400 + n),
+        8 => format!("{{field: level, in: [{word}, warn]}}"),
+        9 => format!("{{field: message, equals: '{word}'}}"),
+        10 => format!("{{field: host, exists: true}}"),
+        11 => format!("{{field: level, not_equals: '{word}'}}"),
+        12 => format!(
+            "{{all: [{}, {}]}}",
+            condition(rng, depth + 1),
+            condition(rng, depth + 1)
+        ),
+        13 => format!(
+            "{{any: [{}, {}]}}",
+            condition(rng, depth + 1),
+            condition(rng, depth + 1)
+        ),
+        _ => format!("{{not: {}}}", condition(rng, depth + 1)),
+    }
+}
+
+fn policies(rng: &mut Rng, count: usize) -> PolicySet {
+    let mut text = String::from("policies:\n");
+    for i in 0..count {
+        let mode = if rng.next() % 3 == 0 { "any" } else { "all" };
+        text.push_str(&format!(
+            "  - name: p{i}\n    match: {mode}\n    extract: [{{kv: {{}}}}, {{regex: 'host=(?P<host>[a-z0-9-]+)'}}]\n    conditions: [{}, {}]\n",
+            condition(rng, 0),
+            condition(rng, 0)
+        ));
+    }
+    PolicySet::compile(vec![(PathBuf::from("random.yaml"), text)], None)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn message(rng: &mut Rng) -> String {
+    let mut words: Vec<String> = (0..6).map(|_| rng.pick(WORDS).to_string()).collect();
+    match rng.next() % 4 {
+        0 => words.push(format!("status={}", 350 + rng.next() % 200)),
+        1 => words.push(format!("level={}", rng.pick(WORDS))),
+        2 => words.push(format!("host={}", rng.pick(WORDS).to_lowercase())),
+        _ => {}
+    }
+    words.join(" ")
+}
+
+#[test]
+fn indexed_matching_equals_evaluating_every_policy() {
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut total_matches = 0;
+    for _ in 0..6 {
+        let set = policies(&mut rng, 120);
+        for _ in 0..150 {
+            let text = message(&mut rng);
+            let event = Event::sample("e".into(), "s".into(), String::new(), text.clone(), &[]);
+            let scope = Scope::new(&event, &set.extractors);
+            let naive: Vec<String> = set
+                .policies
+                .iter()
+                .filter(|p| engine::policy_matches(p, &scope))
+                .map(|p| p.name.clone())
+                .collect();
+            let indexed = engine::evaluate(&set, &event).matched;
+            assert_eq!(indexed, naive, "message {text:?}");
+            total_matches += naive.len();
+        }
+    }
+    assert!(
+        total_matches > 300,
+        "the generator should produce matches: {total_matches}"
+    );
+}
+
+#[test]
+fn the_index_narrows_indexable_policies() {
+    let text = "policies:\n  - {name: a, conditions: [{field: message, contains: disk full}]}\n  - {name: b, conditions: [{field: message, regex: '\\bOOM\\b'}]}\n  - {name: c, extract: [{kv: {}}], conditions: [{field: status, ge: 500}]}\n  - {name: d, conditions: [{field: message, not_contains: ok}]}\n";
+    let set = PolicySet::compile(vec![(PathBuf::from("p.yaml"), text.into())], None).unwrap();
+    assert_eq!(
+        set.index.unindexed(),
+        1,
+        "only `not_contains` gives nothing to key on"
+    );
+    assert_eq!(set.index.candidates("kernel: OOM killer"), [1, 3]);
+    assert_eq!(set.index.candidates("status=503 disk full"), [0, 2, 3]);
+    assert_eq!(set.index.candidates("all quiet"), [3]);
+}
