@@ -42,7 +42,7 @@ fn condition(rng: &mut Rng, depth: u32) -> String {
         7 => format!("{{field: status, ge: {}}}", 400 + n),
         8 => format!("{{field: level, in: [{word}, warn]}}"),
         9 => format!("{{field: message, equals: '{word}'}}"),
-        10 => format!("{{field: host, exists: true}}"),
+        10 => "{field: host, exists: true}".to_string(),
         11 => format!("{{field: level, not_equals: '{word}'}}"),
         12 => format!(
             "{{all: [{}, {}]}}",
@@ -61,7 +61,11 @@ fn condition(rng: &mut Rng, depth: u32) -> String {
 fn policies(rng: &mut Rng, count: usize) -> PolicySet {
     let mut text = String::from("policies:\n");
     for i in 0..count {
-        let mode = if rng.next() % 3 == 0 { "any" } else { "all" };
+        let mode = if rng.next().is_multiple_of(3) {
+            "any"
+        } else {
+            "all"
+        };
         text.push_str(&format!(
             "  - name: p{i}\n    match: {mode}\n    extract: [{{kv: {{}}}}, {{regex: 'host=(?P<host>[a-z0-9-]+)'}}]\n    conditions: [{}, {}]\n",
             condition(rng, 0),
