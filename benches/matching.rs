@@ -41,7 +41,7 @@ fn word(rng: &mut Rng) -> String {
 }
 
 /// `n` policies, a third of each kind, as one YAML document.
-pub fn policies(n: usize, rng: &mut Rng) -> String {
+fn policies(n: usize, rng: &mut Rng) -> String {
     let mut text = String::from("policies:\n");
     for i in 0..n {
         let w = word(rng);
