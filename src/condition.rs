@@ -362,6 +362,7 @@ mod tests {
             content_type: None,
             headers: vec![("x-github-event".into(), "workflow_run".into())],
             category: Category::Info,
+            tags: Vec::new(),
             json: None,
         }
     }

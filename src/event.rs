@@ -58,6 +58,8 @@ pub struct Event {
     /// Request headers kept with the event, names in lowercase; credentials are dropped.
     pub headers: Vec<(String, String)>,
     pub category: Category,
+    /// Name and value pairs given by the sender (structured ingest); kept in order.
+    pub tags: Vec<(String, String)>,
     /// The body parsed, when it is JSON.
     pub json: Option<serde_json::Value>,
 }
@@ -66,6 +68,14 @@ impl Event {
     /// The first kept header named `name` (give it in lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the first tag named `name`.
+    pub fn tag(&self, name: &str) -> Option<&str> {
+        self.tags
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())

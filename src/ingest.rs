@@ -240,6 +240,7 @@ fn build_event(
         content_type,
         headers: kept_headers(headers),
         category,
+        tags: Vec::new(),
         json,
     }
 }

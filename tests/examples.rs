@@ -29,6 +29,7 @@ fn event(message: String) -> Event {
         content_type: None,
         headers: Vec::new(),
         category: Default::default(),
+        tags: Vec::new(),
         json: None,
     }
 }

@@ -324,6 +324,7 @@ async fn a_delivery_left_pending_by_a_crash_is_sent_on_start() {
         content_type: None,
         headers: Vec::new(),
         category: Default::default(),
+        tags: Vec::new(),
         json: None,
     };
     let delivery = Delivery {
