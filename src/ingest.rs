@@ -271,10 +271,14 @@ mod tests {
             SourceConfig {
                 name: "ci".into(),
                 api_key: Secret::new("a".repeat(20)),
+                verify: None,
+                rate_limit: None,
             },
             SourceConfig {
                 name: "nagios".into(),
                 api_key: Secret::new("b".repeat(20)),
+                verify: None,
+                rate_limit: None,
             },
         ]);
         assert_eq!(sources.find(&"b".repeat(20)), Some("nagios"));

@@ -27,4 +27,5 @@ pub mod policy;
 pub mod server;
 pub mod store;
 pub mod template;
+pub mod verify;
 pub mod yaml;

@@ -99,6 +99,8 @@ fn demo_source(data_dir: &Path) -> anyhow::Result<SourceConfig> {
     Ok(SourceConfig {
         name: DEMO_SOURCE.to_string(),
         api_key: Secret::new(key),
+        verify: None,
+        rate_limit: None,
     })
 }
 
