@@ -263,7 +263,7 @@ fn header<'h>(
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())
@@ -339,7 +339,8 @@ mod tests {
             b"s3cret",
             &[body],
         )));
-        let cases: Vec<(Scheme, &str, Vec<(&str, String)>, Result<(), VerifyError>)> = vec![
+        type Case<'a> = (Scheme, &'a str, Vec<(&'a str, String)>, Result<(), VerifyError>);
+        let cases: Vec<Case> = vec![
             (
                 Scheme::Github,
                 "s3cret",
