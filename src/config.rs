@@ -313,7 +313,16 @@ impl ConfigReader<'_, '_> {
             }
         }
         if let Some(node) = map.take("log_level") {
-            config.log_level = self.string(node, "`log_level`");
+            let level = self.string(node, "`log_level`");
+            if let Some(level) = &level {
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(level) {
+                    let message = format!(
+                        "`log_level` must be a level such as `info` or `info,tripline=debug`: {e}"
+                    );
+                    self.reader.error(node.pos, message);
+                }
+            }
+            config.log_level = level;
         }
         if let Some(node) = map.take("watch") {
             config.watch = self.reader.bool(node, "`watch`").unwrap_or(true);

@@ -5,7 +5,10 @@
 //! message meets them:
 //!
 //! - [`config`]: `tripline.yaml` or the embedded defaults.
-//! - [`ingest`]: the webhook routes, sender authentication and body limits.
+//! - [`serve`]: accepts connections with header limits and stops gracefully.
+//! - [`ingest`]: the webhook and structured-event routes, sender authentication, rate
+//!   limits, body limits and idempotency.
+//! - [`verify`]: signature schemes (GitHub, Stripe, Slack, Standard Webhooks, HMAC).
 //! - [`event`]: what one received message is.
 //! - [`yaml`]: located YAML reading that reports every mistake at once.
 //! - [`condition`] and [`policy`]: policy files read and compiled into a [`policy::PolicySet`].
@@ -13,7 +16,12 @@
 //! - [`engine`]: evaluates an event against the set and renders deliveries.
 //! - [`store`]: durable events and deliveries behind the [`store::Store`] trait.
 //! - [`notify`]: sends deliveries (email today).
-//! - [`api`]: the read API and health endpoints.
+//! - [`explain`]: why each policy did or did not match a stored event.
+//! - [`api`]: the Event Explorer API and the operations endpoints.
+//! - [`web`]: the Event Explorer and policies pages for people.
+//! - [`metrics`]: Prometheus text exposition.
+//! - [`reload`]: swapping in a new policy set (API, SIGHUP, directory watch).
+//! - [`retention`]: removing old events in the background.
 //! - [`server`]: wires it all together.
 
 pub mod api;
@@ -21,11 +29,17 @@ pub mod condition;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod explain;
 pub mod ingest;
+pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod reload;
+pub mod retention;
+pub mod serve;
 pub mod server;
 pub mod store;
 pub mod template;
 pub mod verify;
+pub mod web;
 pub mod yaml;

@@ -1,20 +1,26 @@
 //! The server: wires configuration, store, engine, dispatcher and routes together,
-//! and runs until SIGINT or SIGTERM.
+//! runs the background tasks (retention, the policy watch, SIGHUP), and serves until
+//! SIGINT or SIGTERM.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Router;
 
 use crate::config::{Config, Secret, SourceConfig};
 use crate::engine::Engine;
 use crate::ingest::Sources;
+use crate::metrics::Metrics;
 use crate::notify::dispatcher::Dispatcher;
 use crate::notify::email::Mailer;
-use crate::policy::PolicySet;
+use crate::reload::Reloader;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{Retention, Store};
 
 /// The file, in the data directory, holding the demo source's key on embedded defaults.
 pub const DEMO_KEY_FILE: &str = "api-key";
@@ -29,13 +35,55 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub dispatcher: Dispatcher,
     pub max_body: usize,
+    pub read_timeout: Duration,
+    pub metrics: Metrics,
+    pub reloader: Reloader,
 }
 
-/// All routes.
+impl AppState {
+    /// Reloads the policies off the async runtime; the outcome is also recorded.
+    pub async fn reload(self: &Arc<Self>, trigger: &'static str) -> Result<usize, String> {
+        let state = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            state
+                .reloader
+                .reload(&state.engine, &state.metrics, trigger)
+        })
+        .await;
+        done.unwrap_or_else(|e| Err(format!("the reload stopped unexpectedly: {e}")))
+    }
+}
+
+/// All routes, with request latency recorded for `/metrics`.
 pub fn app(state: Arc<AppState>) -> Router {
     crate::ingest::router()
         .merge(crate::api::router())
+        .merge(crate::web::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            time_request,
+        ))
         .with_state(state)
+}
+
+/// Records how long each request took, under its route pattern (never the raw path:
+/// it would hold API keys and make the label set unbounded).
+async fn time_request(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe_latency(&route, started.elapsed().as_secs_f64());
+    response
 }
 
 /// Loads everything, binds, and serves until a shutdown signal.
@@ -47,9 +95,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         tracing::warn!("no sources are configured; every webhook will be refused");
     }
     let names: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
-    let policies = PolicySet::load(std::slice::from_ref(&config.policies), Some(&names))
+    let reloader = Reloader::new(config.policies.clone(), names);
+    let policies = reloader
+        .load()
         .map_err(|d| anyhow::anyhow!("{d}\nthe policies have errors; tripline did not start"))?;
     tracing::info!(count = policies.policies.len(), files = policies.files.len(), dir = %config.policies.display(), "policies loaded");
+    let metrics = Metrics::default();
+    reloader.started(&metrics, policies.policies.len());
 
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&config.data_dir).context("cannot open the store")?);
@@ -66,17 +118,63 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         store,
         dispatcher,
         max_body: config.max_body,
+        read_timeout: config.read_timeout,
+        metrics,
+        reloader,
     });
+    start_tasks(&state, &config);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::serve::serve(listener, app(state), shutdown_signal()).await;
+    // Deliveries not yet sent stay pending in the store and go out on the next start.
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Retention, SIGHUP and the policy watch.
+fn start_tasks(state: &Arc<AppState>, config: &Config) {
+    if config.retention != Retention::default() {
+        let store = state.store.clone();
+        let metrics = state.clone();
+        tokio::spawn(crate::retention::run(
+            store,
+            config.retention,
+            config.retention_interval,
+            move |n| {
+                metrics.metrics.add(
+                    crate::metrics::EVENTS_REMOVED,
+                    &[("reason", "retention")],
+                    n,
+                )
+            },
+        ));
+    }
+    #[cfg(unix)]
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload");
+                return;
+            };
+            while hangup.recv().await.is_some() {
+                let _ = state.reload("signal").await;
+            }
+        });
+    }
+    if config.watch {
+        let (state, dir) = (state.clone(), state.reloader.dir().to_path_buf());
+        let handle = tokio::runtime::Handle::current();
+        let reload = move || {
+            let state = state.clone();
+            handle.spawn(async move { state.reload("watch").await });
+        };
+        tokio::spawn(crate::reload::watch(reload, dir));
+    }
 }
 
 /// The demo source of embedded defaults. Its key is random, made on first start and
@@ -136,5 +234,5 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutdown signal received");
 }

@@ -339,7 +339,12 @@ mod tests {
             b"s3cret",
             &[body],
         )));
-        type Case<'a> = (Scheme, &'a str, Vec<(&'a str, String)>, Result<(), VerifyError>);
+        type Case<'a> = (
+            Scheme,
+            &'a str,
+            Vec<(&'a str, String)>,
+            Result<(), VerifyError>,
+        );
         let cases: Vec<Case> = vec![
             (
                 Scheme::Github,
