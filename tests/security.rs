@@ -90,7 +90,8 @@ async fn each_signature_preset_accepts_signed_requests_and_refuses_the_rest() {
     let sha512 = b64(sign_hex(Algorithm::Sha512, SECRET.as_bytes(), &[b]));
     let std_sig = b64(sig(&[b"msg_1.", ts.as_bytes(), b".", b]));
 
-    let cases: Vec<(&str, Vec<(&str, String)>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (GH_KEY, vec![("x-hub-signature-256", format!("sha256={}", sig(&[b])))], 202, ""),
         (GH_KEY, vec![], 401, "missing the `X-Hub-Signature-256` header; this source requires signed requests"),
         (GH_KEY, vec![("x-hub-signature-256", format!("sha256={}", sig(&[b"other"])))], 401, "the signature does not match the body; check the signing secret"),
