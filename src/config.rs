@@ -49,7 +49,7 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Reload the policies when a file in their directory changes.
     pub watch: bool,
-    /// The longest a sender may take to send its body.
+    /// The longest a sender may take to send its headers, and then its body.
     pub read_timeout: Duration,
     /// True when no file was read; the server then creates a demo source.
     pub embedded: bool,

@@ -1,32 +1,39 @@
 //! Accepting HTTP connections with the limits a public endpoint needs, and stopping
 //! gracefully.
 //!
-//! Each connection gets a deadline for its request headers (a sender that trickles
-//! headers is cut off) and a cap on their size (answered 431). On shutdown the listener
+//! Each connection gets a deadline for its request headers, so a sender that trickles
+//! headers is cut off; [`limit_headers`] caps their size. On shutdown the listener
 //! closes first, requests in flight finish, idle keep-alive connections are closed, and
 //! whatever is still open after [`SHUTDOWN_GRACE`] is dropped.
 
 use std::future::Future;
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-/// The longest a client may take to send its request line and headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The most bytes of request line and headers buffered; more is answered with 431.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The most bytes of request headers (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// How long requests in flight may take to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+/// Serves `app` on `listener` until `shutdown` completes, then drains. A client that has
+/// not sent its request line and headers within `header_timeout` is disconnected.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -36,8 +43,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
                     let service = TowerToHyperService::new(app.clone());
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
-                        .max_buf_size(MAX_HEADER_BYTES)
+                        .header_read_timeout(header_timeout)
                         .serve_connection(TokioIo::new(stream), service);
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
@@ -63,4 +69,27 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
             tracing::warn!(grace_secs = SHUTDOWN_GRACE.as_secs(), "requests still open after the grace period were dropped");
         }
     }
+}
+
+/// Refuses requests whose headers exceed [`MAX_HEADER_BYTES`] with 431, before any
+/// handler sees them.
+pub async fn limit_headers(request: Request, next: Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        tracing::warn!(
+            size,
+            limit = MAX_HEADER_BYTES,
+            outcome = "headers_too_large",
+            "request refused"
+        );
+        let message =
+            format!("the request headers are larger than the limit of {MAX_HEADER_BYTES} bytes");
+        let body = Json(serde_json::json!({ "error": message }));
+        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, body).into_response();
+    }
+    next.run(request).await
 }

@@ -54,11 +54,12 @@ impl AppState {
     }
 }
 
-/// All routes, with request latency recorded for `/metrics`.
+/// All routes, with oversized headers refused and request latency recorded.
 pub fn app(state: Arc<AppState>) -> Router {
     crate::ingest::router()
         .merge(crate::api::router())
         .merge(crate::web::router())
+        .layer(axum::middleware::from_fn(crate::serve::limit_headers))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             time_request,
@@ -128,7 +129,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    crate::serve::serve(listener, app(state), shutdown_signal()).await;
+    let header_timeout = config.read_timeout;
+    crate::serve::serve(listener, app(state), header_timeout, shutdown_signal()).await;
     // Deliveries not yet sent stay pending in the store and go out on the next start.
     tracing::info!("stopped");
     Ok(())
