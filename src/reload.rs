@@ -122,7 +122,10 @@ impl Reloader {
 }
 
 /// What the watch compares: each policy file's name, size and modification time.
-pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+pub type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+/// The directory's [`Fingerprint`] now.
+pub fn fingerprint(dir: &Path) -> Fingerprint {
     let mut files = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return files;
@@ -139,13 +142,14 @@ pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 }
 
 /// Watches the policies directory and reloads once it has been quiet for [`DEBOUNCE`].
-pub async fn watch(reload: impl Fn() + Send + 'static, dir: PathBuf) {
+/// `seen` is the fingerprint taken before the running set was loaded, so a change made
+/// while the server started is not missed.
+pub async fn watch(reload: impl Fn() + Send + 'static, dir: PathBuf, mut seen: Fingerprint) {
     let snapshot = |dir: PathBuf| async move {
         tokio::task::spawn_blocking(move || fingerprint(&dir))
             .await
             .unwrap_or_default()
     };
-    let mut seen = snapshot(dir.clone()).await;
     let mut changed_at: Option<Instant> = None;
     loop {
         tokio::time::sleep(WATCH_INTERVAL).await;

@@ -97,6 +97,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
     let names: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
     let reloader = Reloader::new(config.policies.clone(), names);
+    let before_load = crate::reload::fingerprint(&config.policies);
     let policies = reloader
         .load()
         .map_err(|d| anyhow::anyhow!("{d}\nthe policies have errors; tripline did not start"))?;
@@ -123,7 +124,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         metrics,
         reloader,
     });
-    start_tasks(&state, &config);
+    start_tasks(&state, &config, before_load);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -137,7 +138,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 }
 
 /// Retention, SIGHUP and the policy watch.
-fn start_tasks(state: &Arc<AppState>, config: &Config) {
+fn start_tasks(state: &Arc<AppState>, config: &Config, seen: crate::reload::Fingerprint) {
     if config.retention != Retention::default() {
         let store = state.store.clone();
         let metrics = state.clone();
@@ -154,19 +155,21 @@ fn start_tasks(state: &Arc<AppState>, config: &Config) {
             },
         ));
     }
+    // The handler is installed before the server listens: a SIGHUP that arrived before
+    // it would end the process.
     #[cfg(unix)]
-    {
-        let state = state.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-                tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload");
-                return;
-            };
-            while hangup.recv().await.is_some() {
-                let _ = state.reload("signal").await;
-            }
-        });
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    let _ = state.reload("signal").await;
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload")
+        }
     }
     if config.watch {
         let (state, dir) = (state.clone(), state.reloader.dir().to_path_buf());
@@ -175,7 +178,7 @@ fn start_tasks(state: &Arc<AppState>, config: &Config) {
             let state = state.clone();
             handle.spawn(async move { state.reload("watch").await });
         };
-        tokio::spawn(crate::reload::watch(reload, dir));
+        tokio::spawn(crate::reload::watch(reload, dir, seen));
     }
 }
 
