@@ -15,6 +15,7 @@ fn event(message: &str) -> Event {
         headers: vec![("x-github-event".into(), "workflow_run".into())],
         query: vec![("env".into(), "prod".into())],
         category: Category::Info,
+        tags: vec![("team".into(), "payments".into())],
         json: serde_json::from_str(message).ok(),
     }
 }
@@ -135,6 +136,8 @@ fn operator_table() {
             true,
         ),
         ("{field: query.env, equals: prod}", "", true),
+        ("{field: tag.team, equals: payments}", "", true),
+        ("{field: tag.nope, exists: false}", "", true),
         ("{field: source, equals: ci}", "", true),
         ("{field: category, equals: info}", "", true),
         // Numbers: numeric strings compare as numbers.
@@ -269,7 +272,7 @@ fn an_unknown_field_without_extractors_says_what_is_available() {
     let errors = compile("{field: repo, equals: x}", &[]).unwrap_err();
     assert_eq!(
         errors,
-        ["p.yaml:1:9: unknown field `repo`: no extractor of this policy produces it; use `message`, `title`, `source`, `category`, `header.NAME`, `query.NAME`, a JSONPath such as `$.a.b`, or add an extractor"]
+        ["p.yaml:1:9: unknown field `repo`: no extractor of this policy produces it; use `message`, `title`, `source`, `category`, `header.NAME`, `query.NAME`, `tag.NAME`, a JSONPath such as `$.a.b`, or add an extractor"]
     );
 }
 

@@ -4,17 +4,30 @@
 //! the place it is used, never an empty string. Relative paths are taken from the
 //! directory of the configuration file.
 
+mod sources;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::yaml::{Diagnostics, Node, Pos, Reader};
+pub use sources::RateLimit;
+
+use crate::store::Retention;
+use crate::verify::Verifier;
+use crate::yaml::{Diagnostics, MapReader, Node, Pos, Reader};
 
 /// Where the server listens when nothing else is said.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The largest webhook body accepted unless `max_body` says otherwise: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// How often retention runs unless `retention.interval` says otherwise.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a sender may take to send its whole body unless `read_timeout` says otherwise.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long one SMTP conversation may take before it counts as failed.
 pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
@@ -28,8 +41,28 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub smtp: Option<SmtpConfig>,
     pub max_body: usize,
+    /// How long events are kept; nothing is removed by default.
+    pub retention: Retention,
+    pub retention_interval: Duration,
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `info,tripline=debug`; `RUST_LOG` overrides it.
+    pub log_level: Option<String>,
+    /// Reload the policies when a file in their directory changes.
+    pub watch: bool,
+    /// The longest a sender may take to send its headers, and then its body.
+    pub read_timeout: Duration,
     /// True when no file was read; the server then creates a demo source.
     pub embedded: bool,
+}
+
+/// How log lines are written to standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines with `key=value` fields.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// A sender that may post webhooks; `api_key` is the `{apiId}` in its URL.
@@ -37,6 +70,9 @@ pub struct Config {
 pub struct SourceConfig {
     pub name: String,
     pub api_key: Secret,
+    /// The signature every request must carry.
+    pub verify: Option<Verifier>,
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// How to reach the SMTP relay.
@@ -97,6 +133,12 @@ impl Config {
             sources: Vec::new(),
             smtp: None,
             max_body: DEFAULT_MAX_BODY,
+            retention: Retention::default(),
+            retention_interval: DEFAULT_RETENTION_INTERVAL,
+            log_format: LogFormat::Text,
+            log_level: None,
+            watch: true,
+            read_timeout: DEFAULT_READ_TIMEOUT,
             embedded: true,
         }
     }
@@ -138,9 +180,19 @@ impl Config {
 }
 
 const CONFIG_KEYS: &[&str] = &[
-    "listen", "policies", "data_dir", "sources", "smtp", "max_body",
+    "listen",
+    "policies",
+    "data_dir",
+    "sources",
+    "smtp",
+    "max_body",
+    "retention",
+    "log_format",
+    "log_level",
+    "watch",
+    "read_timeout",
 ];
-const SOURCE_KEYS: &[&str] = &["name", "api_key"];
+const RETENTION_KEYS: &[&str] = &["max_age", "max_events", "interval"];
 const SMTP_KEYS: &[&str] = &[
     "host", "port", "tls", "username", "password", "from", "ca_file", "timeout",
 ];
@@ -192,49 +244,14 @@ impl ConfigReader<'_, '_> {
             config.max_body = self.size(node, "`max_body`").unwrap_or(config.max_body);
         }
         if let Some(node) = map.take("sources") {
-            config.sources = self.sources(node);
+            config.sources = self.sources(node, base);
         }
         if let Some(node) = map.take("smtp") {
             config.smtp = self.smtp(node, base);
         }
+        self.operations(&mut map, &mut config);
         self.reader.finish(map, CONFIG_KEYS, "the configuration");
         Some(config)
-    }
-
-    fn sources(&mut self, node: &Node) -> Vec<SourceConfig> {
-        let Some(items) = self.reader.seq(node, "`sources`") else {
-            return Vec::new();
-        };
-        let mut sources: Vec<SourceConfig> = Vec::new();
-        for item in items {
-            let Some(mut map) = self.reader.map(item, "a source") else {
-                continue;
-            };
-            let name = self.required(&mut map, "name", "a source");
-            let key = self.required(&mut map, "api_key", "a source");
-            self.reader.finish(map, SOURCE_KEYS, "a source");
-            let (Some((name, name_pos)), Some((key, key_pos))) = (name, key) else {
-                continue;
-            };
-            if sources.iter().any(|s| s.name == name) {
-                self.reader
-                    .error(name_pos, format!("source `{name}` is defined twice"));
-            }
-            if let Err(why) = check_api_key(&key) {
-                self.reader
-                    .error(key_pos, format!("the `api_key` of source `{name}` {why}"));
-            } else if sources.iter().any(|s| s.api_key.expose() == key) {
-                self.reader.error(
-                    key_pos,
-                    "two sources share one `api_key`; give each its own",
-                );
-            }
-            sources.push(SourceConfig {
-                name,
-                api_key: Secret::new(key),
-            });
-        }
-        sources
     }
 
     fn smtp(&mut self, node: &Node, base: &Path) -> Option<SmtpConfig> {
@@ -277,6 +294,76 @@ impl ConfigReader<'_, '_> {
             ca_file,
             timeout_secs,
         })
+    }
+
+    /// `retention`, logging, `watch` and `read_timeout`.
+    fn operations(&mut self, map: &mut MapReader<'_>, config: &mut Config) {
+        if let Some(node) = map.take("retention") {
+            self.retention(node, config);
+        }
+        if let Some(node) = map.take("log_format") {
+            match self.string(node, "`log_format`").as_deref() {
+                Some("text") => config.log_format = LogFormat::Text,
+                Some("json") => config.log_format = LogFormat::Json,
+                Some(other) => self.reader.error(
+                    node.pos,
+                    format!("`log_format` must be `text` or `json`, found `{other}`"),
+                ),
+                None => {}
+            }
+        }
+        if let Some(node) = map.take("log_level") {
+            let level = self.string(node, "`log_level`");
+            if let Some(level) = &level {
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(level) {
+                    let message = format!(
+                        "`log_level` must be a level such as `info` or `info,tripline=debug`: {e}"
+                    );
+                    self.reader.error(node.pos, message);
+                }
+            }
+            config.log_level = level;
+        }
+        if let Some(node) = map.take("watch") {
+            config.watch = self.reader.bool(node, "`watch`").unwrap_or(true);
+        }
+        if let Some(node) = map.take("read_timeout") {
+            config.read_timeout = self
+                .duration(node, "`read_timeout`")
+                .unwrap_or(config.read_timeout);
+        }
+    }
+
+    fn retention(&mut self, node: &Node, config: &mut Config) {
+        let Some(mut map) = self.reader.map(node, "`retention`") else {
+            return;
+        };
+        if let Some(node) = map.take("max_age") {
+            let age = self.duration(node, "`retention.max_age`");
+            config.retention.max_age_ms = age.map(|d| d.as_millis() as i64);
+        }
+        if let Some(node) = map.take("max_events") {
+            config.retention.max_events = self.reader.uint(node, "`retention.max_events`");
+        }
+        if let Some(node) = map.take("interval") {
+            config.retention_interval = self
+                .duration(node, "`retention.interval`")
+                .unwrap_or(config.retention_interval);
+        }
+        self.reader.finish(map, RETENTION_KEYS, "`retention`");
+    }
+
+    /// A duration such as `500ms`, `30s`, `5m`, `1h` or `30d`.
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = self.string(node, what)?;
+        let parsed = parse_duration(&text).filter(|d| !d.is_zero());
+        if parsed.is_none() {
+            let message = format!(
+                "{what} must be a duration such as `30s`, `5m`, `1h` or `30d`, found `{text}`"
+            );
+            self.reader.error(node.pos, message);
+        }
+        parsed
     }
 
     fn tls(&mut self, node: &Node) -> Option<TlsMode> {
@@ -416,6 +503,22 @@ pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
+/// Parses a duration: a whole number and a unit, `ms`, `s`, `m`, `h` or `d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit())?;
+    let number: u64 = text.get(..digits)?.parse().ok()?;
+    let unit_ms: u64 = match text.get(digits..)?.trim() {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60 * 1000,
+        "h" => 60 * 60 * 1000,
+        "d" => 24 * 60 * 60 * 1000,
+        _ => return None,
+    };
+    number.checked_mul(unit_ms).map(Duration::from_millis)
+}
+
 /// Parses `1048576`, `512KiB`, `1MiB`, `2MB`, `64kb`.
 fn parse_size(text: &str) -> Option<usize> {
     let text = text.trim();
@@ -533,6 +636,68 @@ mod tests {
             let got = expand_env(input, &env);
             assert_eq!(got.as_deref().map_err(String::as_str), *want, "{input}");
         }
+    }
+
+    #[test]
+    fn duration_table() {
+        let ms = |n| Some(Duration::from_millis(n));
+        for (text, want) in [
+            ("500ms", ms(500)),
+            ("30s", ms(30_000)),
+            ("5m", ms(300_000)),
+            ("1h", ms(3_600_000)),
+            ("30d", ms(2_592_000_000)),
+            ("1 h", ms(3_600_000)),
+            ("1", None),
+            ("h", None),
+            ("1w", None),
+            ("-1h", None),
+            ("99999999999999999999d", None),
+        ] {
+            assert_eq!(parse_duration(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn reads_sources_with_signatures_rate_limits_and_key_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), format!("{}\n", "f".repeat(20))).unwrap();
+        let text = "sources:\n  - name: gh\n    api_key_file: key\n    verify: {github: {secret: '${PASS}'}}\n    rate_limit: {requests: 5, per: 1m}\n  - name: st\n    api_key: ${KEY}\n    verify: {stripe: {secret: x, tolerance: 1m}}\nretention: {max_age: 30d, max_events: 1000}\nlog_format: json\nlog_level: debug\nwatch: false\n";
+        let mut reader = Reader::new("tripline.yaml");
+        let c = Config::parse(&mut reader, text, dir.path(), env);
+        let c = c.unwrap_or_else(|| panic!("{}", reader.diagnostics));
+        assert!(reader.diagnostics.is_empty(), "{}", reader.diagnostics);
+        assert_eq!(c.sources[0].api_key.expose(), "f".repeat(20));
+        let gh = c.sources[0].verify.as_ref().unwrap();
+        assert_eq!(gh.scheme, crate::verify::Scheme::Github);
+        let limit = c.sources[0].rate_limit.unwrap();
+        assert_eq!((limit.requests, limit.per), (5, Duration::from_secs(60)));
+        assert_eq!(
+            c.sources[1].verify.as_ref().unwrap().tolerance,
+            Duration::from_secs(60)
+        );
+        assert_eq!(c.retention.max_age_ms, Some(30 * 86_400_000));
+        assert_eq!(c.retention.max_events, Some(1000));
+        assert_eq!(
+            (c.log_format, c.log_level.as_deref(), c.watch),
+            (LogFormat::Json, Some("debug"), false)
+        );
+    }
+
+    #[test]
+    fn source_mistakes_are_located() {
+        let text = "sources:\n  - name: a\n    api_key_file: /nonexistent/key\n  - name: b\n    api_key: ${KEY}\n    verify: {githib: {secret: x}}\n  - name: c\n    api_key: cccccccccccccccccccc\n    verify: {hmac: {secret: x, header: X-Sig, algorithm: md5}}\n    rate_limit: {requests: 0}\nretention: {max_age: forever}\nlog_format: xml\n";
+        let errors = load(text).unwrap_err();
+        let want = [
+            "tripline.yaml:3:19: cannot read `/nonexistent/key`: No such file or directory (os error 2)",
+            "tripline.yaml:6:13: `verify` needs exactly one of `github`, `stripe`, `slack`, `standard_webhooks`, `hmac`",
+            "tripline.yaml:6:14: unknown key `githib` in `verify`; did you mean `github`?",
+            "tripline.yaml:9:58: `algorithm` must be `sha256` or `sha512`, found `md5`",
+            "tripline.yaml:10:28: `rate_limit.requests` must be 1 or more",
+            "tripline.yaml:11:22: `retention.max_age` must be a duration such as `30s`, `5m`, `1h` or `30d`, found `forever`",
+            "tripline.yaml:12:13: `log_format` must be `text` or `json`, found `xml`",
+        ];
+        assert_eq!(errors, want);
     }
 
     #[test]

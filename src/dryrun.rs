@@ -163,21 +163,7 @@ fn write_match(out: &mut String, p: &PolicyReport) {
 }
 
 fn write_miss(out: &mut String, p: &PolicyReport) {
-    let why = match &p.verdict {
-        Verdict::Failed(f) => match &f.actual {
-            Some(actual) => format!("{}: {} failed; the value was {actual}", f.at, f.condition),
-            None => format!(
-                "{}: {} failed; the event has no such field",
-                f.at, f.condition
-            ),
-        },
-        Verdict::Disabled => "the policy is disabled".to_string(),
-        Verdict::OtherSource { sources } => {
-            format!("it listens only to sources {}", sources.join(", "))
-        }
-        Verdict::Matched { .. } => String::new(),
-    };
-    let _ = writeln!(out, "\nno match {}\n  {why}", p.policy);
+    let _ = writeln!(out, "\nno match {}\n  {}", p.policy, p.verdict.reason());
 }
 
 #[cfg(test)]

@@ -44,6 +44,36 @@ pub enum Verdict {
     Failed(Failure),
 }
 
+impl Verdict {
+    pub fn matched(&self) -> bool {
+        matches!(self, Verdict::Matched { .. })
+    }
+
+    /// The verdict in one line for people: the extracted fields of a match, or why
+    /// the policy did not match and what the failing condition saw.
+    pub fn reason(&self) -> String {
+        match self {
+            Verdict::Matched { fields } if fields.is_empty() => String::new(),
+            Verdict::Matched { fields } => {
+                let fields: Vec<String> =
+                    fields.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                fields.join(", ")
+            }
+            Verdict::Disabled => "the policy is disabled".to_string(),
+            Verdict::OtherSource { sources } => {
+                format!("it listens only to sources {}", sources.join(", "))
+            }
+            Verdict::Failed(f) => match &f.actual {
+                Some(actual) => format!("{}: {} failed; the value was {actual}", f.at, f.condition),
+                None => format!(
+                    "{}: {} failed; the event has no such field",
+                    f.at, f.condition
+                ),
+            },
+        }
+    }
+}
+
 /// A policy's name with its verdict.
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {

@@ -60,6 +60,8 @@ pub struct Event {
     /// Query parameters of the request URL, in order.
     pub query: Vec<(String, String)>,
     pub category: Category,
+    /// Name and value pairs given by the sender (structured ingest); kept in order.
+    pub tags: Vec<(String, String)>,
     /// The body parsed, when it is JSON.
     pub json: Option<serde_json::Value>,
 }
@@ -93,6 +95,7 @@ impl Event {
             headers,
             query: Vec::new(),
             category: Category::Info,
+            tags: Vec::new(),
         }
     }
 
@@ -107,6 +110,14 @@ impl Event {
     /// The first query parameter named `name`.
     pub fn query_param(&self, name: &str) -> Option<&str> {
         self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the first tag named `name`.
+    pub fn tag(&self, name: &str) -> Option<&str> {
+        self.tags
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())

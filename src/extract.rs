@@ -349,6 +349,7 @@ mod tests {
             headers: Vec::new(),
             query: Vec::new(),
             category: Category::Info,
+            tags: Vec::new(),
             json: serde_json::from_str(message).ok(),
         }
     }

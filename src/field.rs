@@ -2,7 +2,7 @@
 //! are found in an event.
 //!
 //! Names are resolved when a policy loads: `message`, `title`, `source`, `category`,
-//! `header.NAME`, `query.NAME`, a JSONPath such as `$.repository.name`, or a name one
+//! `header.NAME`, `query.NAME`, `tag.NAME`, a JSONPath such as `$.repository.name`, or a name one
 //! of the policy's extractors produces. Evaluation then never looks a name up by
 //! string among the built-ins.
 
@@ -29,6 +29,8 @@ pub enum FieldRef {
     Header(String),
     /// A query parameter of the request URL.
     Query(String),
+    /// A tag given by the sender (structured ingest).
+    Tag(String),
     /// A JSONPath over the JSON body.
     Path(Box<JsonPath>),
     /// An extracted field; `from` lists the extractors (set-wide ids, in the policy's
@@ -105,6 +107,7 @@ impl FieldRef {
             FieldRef::Category => Val::Str(event.category.as_str()),
             FieldRef::Header(name) => Val::Str(event.header(name)?),
             FieldRef::Query(name) => Val::Str(event.query_param(name)?),
+            FieldRef::Tag(name) => Val::Str(event.tag(name)?),
             FieldRef::Path(path) => {
                 let nodes = path.query(event.json.as_ref()?).all();
                 match nodes.as_slice() {
@@ -138,6 +141,9 @@ impl FieldRef {
         }
         if let Some(param) = name.strip_prefix("query.").filter(|q| !q.is_empty()) {
             return Ok(FieldRef::Query(param.to_string()));
+        }
+        if let Some(tag) = name.strip_prefix("tag.").filter(|t| !t.is_empty()) {
+            return Ok(FieldRef::Tag(tag.to_string()));
         }
         if name.starts_with('$') {
             return JsonPath::parse(name)
@@ -200,7 +206,7 @@ fn unknown_field(name: &str, names: &Names<'_>) -> String {
         Some(s) => format!("unknown field `{name}`; did you mean `{s}`?"),
         None => format!(
             "unknown field `{name}`: no extractor of this policy produces it; use {}, \
-             `header.NAME`, `query.NAME`, a JSONPath such as `$.a.b`, or add an extractor",
+             `header.NAME`, `query.NAME`, `tag.NAME`, a JSONPath such as `$.a.b`, or add an extractor",
             backticked(&known)
         ),
     }

@@ -1,26 +1,34 @@
-//! Ingest: webhooks in over HTTP, each turned into an event, evaluated, and committed
-//! with its deliveries before the sender hears 202.
+//! Ingest: webhooks and structured events in over HTTP, each turned into an event,
+//! evaluated, and committed with its deliveries before the sender hears 2xx.
 //!
-//! A refused request stores nothing. Every refusal carries a JSON `{"error": ...}` that
-//! tells the sender what to change.
+//! Every request passes the same gate, in this order: the API key names a source, the
+//! source's rate limit admits it, the body arrives whole within the size and time
+//! limits, and its signature verifies when the source requires one. A refused request
+//! stores nothing. Every refusal carries a JSON `{"error": ...}` that tells the sender
+//! what to change; none repeats a key or a secret.
+
+pub mod batch;
+pub mod sources;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{post, put};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::config::SourceConfig;
+pub use sources::{Source, Sources};
+
 use crate::event::{new_id, Category, Event};
+use crate::metrics::{POLICY_MATCHES, WEBHOOKS};
 use crate::server::AppState;
+use crate::store::{Inserted, NewEvent};
 
 /// Headers never kept with an event: they carry credentials.
 const DROPPED_HEADERS: &[&str] = &[
@@ -31,60 +39,39 @@ const DROPPED_HEADERS: &[&str] = &[
     "x-auth-token",
 ];
 
+/// Headers that carry a sender's idempotency key, in the order they are looked for.
+pub const IDEMPOTENCY_HEADERS: &[&str] = &["idempotency-key", "webhook-id", "x-github-delivery"];
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
+
 /// At most this many headers are kept with one event.
 pub const MAX_KEPT_HEADERS: usize = 64;
 
 /// Longer header values are not kept.
 pub const MAX_HEADER_VALUE: usize = 4096;
 
-/// The webhook routes: `PUT` and `POST`, at `/webhook/{apiId}` and `/ingest/webhook/{apiId}`.
+/// The ingest routes: webhooks (`PUT` and `POST`, at `/webhook/{apiId}` and
+/// `/ingest/webhook/{apiId}`) and structured events at `/ingest/events/{apiId}`.
 pub fn router() -> Router<Arc<AppState>> {
     let route = || put(receive_webhook).post(receive_webhook);
     Router::new()
         .route("/webhook/{api_id}", route())
         .route("/ingest/webhook/{api_id}", route())
-}
-
-/// The known sources, with keys held only as SHA-256 digests.
-pub struct Sources {
-    entries: Vec<(String, [u8; 32])>,
-}
-
-impl Sources {
-    pub fn new(sources: &[SourceConfig]) -> Self {
-        let entries = sources
-            .iter()
-            .map(|s| (s.name.clone(), digest(s.api_key.expose())))
-            .collect();
-        Sources { entries }
-    }
-
-    /// The source owning `key`. Every entry is compared, in constant time, so the
-    /// answer's timing says nothing about which keys exist.
-    pub fn find(&self, key: &str) -> Option<&str> {
-        let presented = digest(key);
-        let mut found = None;
-        for (name, hash) in &self.entries {
-            if bool::from(hash.ct_eq(&presented)) {
-                found = Some(name.as_str());
-            }
-        }
-        found
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        self.entries.iter().map(|(n, _)| n.clone()).collect()
-    }
-}
-
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
+        .route("/ingest/events/{api_id}", post(receive_events))
 }
 
 /// A refusal sent to the client as `{"error": ...}`.
+#[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after: Option<u64>,
+    /// More detail for the client, such as the mistakes in a batch.
+    errors: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -92,6 +79,8 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
+            errors: None,
         }
     }
 
@@ -103,13 +92,134 @@ impl ApiError {
             "internal error; the event was not stored, send it again",
         )
     }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The text the client sees.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.message }));
-        (self.status, body).into_response()
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(errors) = self.errors {
+            body["errors"] = errors;
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
+}
+
+/// A request that passed the gate: its source and its whole body.
+struct Admitted {
+    source: String,
+    body: Vec<u8>,
+}
+
+/// Logs and counts a refusal, and builds its answer.
+fn refuse(
+    state: &AppState,
+    source: &str,
+    outcome: &'static str,
+    status: StatusCode,
+    message: impl Into<String>,
+) -> ApiError {
+    tracing::warn!(source, outcome, "request refused");
+    state
+        .metrics
+        .inc(WEBHOOKS, &[("source", source), ("outcome", outcome)]);
+    ApiError::new(status, message)
+}
+
+/// Key, rate limit, body and signature, in that order.
+async fn admit(
+    state: &AppState,
+    api_id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Admitted, ApiError> {
+    let Some(source) = state.sources.find(api_id) else {
+        let message = "unknown API key: check the key in the URL";
+        return Err(refuse(
+            state,
+            "unknown",
+            "unknown_key",
+            StatusCode::UNAUTHORIZED,
+            message,
+        ));
+    };
+    let name = source.name.as_str();
+    if let Err(wait) = source.admit() {
+        let seconds = wait.as_secs() + 1;
+        let message = format!("too many requests from this source; retry in {seconds} s");
+        let mut error = refuse(
+            state,
+            name,
+            "rate_limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            message,
+        );
+        error.retry_after = Some(seconds);
+        return Err(error);
+    }
+    let bytes = read_body(body, headers, state.max_body, state.read_timeout)
+        .await
+        .map_err(|(outcome, error)| {
+            tracing::warn!(source = name, outcome, "request refused");
+            state
+                .metrics
+                .inc(WEBHOOKS, &[("source", name), ("outcome", outcome)]);
+            error
+        })?;
+    if let Some(verifier) = &source.verify {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if let Err(why) = verifier.verify(headers, &bytes, now) {
+            return Err(refuse(
+                state,
+                name,
+                "bad_signature",
+                StatusCode::UNAUTHORIZED,
+                why.to_string(),
+            ));
+        }
+    }
+    Ok(Admitted {
+        source: name.to_string(),
+        body: bytes,
+    })
+}
+
+/// The sender's idempotency key, from the first header that carries one.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some((name, value)) = IDEMPOTENCY_HEADERS
+        .iter()
+        .find_map(|name| headers.get(*name).map(|v| (name, v)))
+    else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.trim().is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => {
+            Ok(Some(key.trim().to_string()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the `{name}` header must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters"),
+        )),
+    }
+}
+
+fn idempotency_since() -> i64 {
+    let since = OffsetDateTime::now_utc() - IDEMPOTENCY_WINDOW;
+    crate::store::sqlite::unix_ms(since)
 }
 
 async fn receive_webhook(
@@ -119,66 +229,175 @@ async fn receive_webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Some(source) = state.sources.find(&api_id).map(str::to_string) else {
-        tracing::warn!(outcome = "unknown_key", "webhook refused");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unknown API key: check the key in the webhook URL",
-        ));
-    };
+    let Admitted { source, body } = admit(&state, &api_id, &headers, body).await?;
     let id = new_id();
     let span = tracing::info_span!("webhook", source = %source, event_id = %id);
     async move {
-        let bytes = read_body(body, &headers, state.max_body).await?;
-        let message = String::from_utf8(bytes).map_err(|_| {
-            tracing::warn!(outcome = "not_utf8", "webhook refused");
-            ApiError::new(
+        let key = idempotency_key(&headers)?;
+        if let Some(key) = &key {
+            let (store, src, key) = (state.store.clone(), source.clone(), key.clone());
+            let since = idempotency_since();
+            let found = blocking(move || store.idempotent_event(&src, &key, since)).await?;
+            if let Some(original) = found {
+                return Ok(duplicate(&state, &source, original));
+            }
+        }
+        let message = String::from_utf8(body).map_err(|_| {
+            let message = "the body is not UTF-8 text; send text or JSON encoded as UTF-8";
+            refuse(
+                &state,
+                &source,
+                "not_utf8",
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the body is not UTF-8 text; send text or JSON encoded as UTF-8",
+                message,
             )
         })?;
-        let event = build_event(id, source, message, &headers, &query);
-        accept(&state, event).await
+        let event = build_event(id, source.clone(), message, &headers, &query);
+        let event_id = event.id.clone();
+        match commit(&state, &source, vec![event], key).await?.pop() {
+            Some(Inserted::Duplicate { event_id }) => Ok(duplicate(&state, &source, event_id)),
+            _ => Ok(accepted(json_id(&event_id))),
+        }
     }
     .instrument(span)
     .await
 }
 
-/// Evaluates and commits the event, then queues its deliveries.
-async fn accept(state: &Arc<AppState>, event: Event) -> Result<Response, ApiError> {
-    let evaluation = state.engine.evaluate(&event);
-    let store = state.store.clone();
-    let event_id = event.id.clone();
-    let deliveries = evaluation.deliveries;
-    let matched = evaluation.matched;
-    let version = evaluation.policy_version;
-    let committed = tokio::task::spawn_blocking(move || {
-        store
-            .insert_event(&event, &version, &matched, &deliveries)
-            .map(|()| (deliveries, matched))
-    })
-    .await;
-    let (deliveries, matched) = match committed {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return Err(ApiError::internal(e)),
-        Err(e) => return Err(ApiError::internal(e)),
-    };
-    tracing::debug!(matched = ?matched, deliveries = deliveries.len(), "event stored");
-    state.dispatcher.enqueue(deliveries);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "event_id": event_id })),
-    )
-        .into_response())
+fn json_id(id: &str) -> serde_json::Value {
+    serde_json::json!({ "event_id": id })
 }
 
-/// Reads the body up to `limit` bytes; past that the request is refused with 413.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<u8>, ApiError> {
+fn accepted(body: serde_json::Value) -> Response {
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// A repeated idempotency key: the original event, not evaluated again.
+fn duplicate(state: &AppState, source: &str, original: String) -> Response {
+    tracing::info!(source, original = %original, "repeated delivery; answered with the original event");
+    state
+        .metrics
+        .inc(WEBHOOKS, &[("source", source), ("outcome", "duplicate")]);
+    let body = serde_json::json!({ "event_id": original, "duplicate": true });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+async fn receive_events(
+    State(state): State<Arc<AppState>>,
+    Path(api_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Admitted { source, body } = admit(&state, &api_id, &headers, body).await?;
+    let span = tracing::info_span!("events", source = %source);
+    async move {
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            let message = format!("the body is not valid JSON: {e}");
+            refuse(&state, &source, "invalid", StatusCode::BAD_REQUEST, message)
+        })?;
+        let events =
+            batch::parse(&source, &value, OffsetDateTime::now_utc()).map_err(|errors| {
+                let message = format!("{} mistakes in the batch; nothing was stored", errors.len());
+                let mut error =
+                    refuse(&state, &source, "invalid", StatusCode::BAD_REQUEST, message);
+                error.errors = serde_json::to_value(&errors).ok();
+                error
+            })?;
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        commit(&state, &source, events, None).await?;
+        Ok(accepted(
+            serde_json::json!({ "accepted": ids.len(), "event_ids": ids }),
+        ))
+    }
+    .instrument(span)
+    .await
+}
+
+/// Evaluates and commits the events in one transaction, then queues their deliveries.
+async fn commit(
+    state: &Arc<AppState>,
+    source: &str,
+    events: Vec<Event>,
+    key: Option<String>,
+) -> Result<Vec<Inserted>, ApiError> {
+    let evaluations: Vec<_> = events.iter().map(|e| state.engine.evaluate(e)).collect();
+    let store = state.store.clone();
+    let (evaluations, inserted) = blocking(move || {
+        let since = idempotency_since();
+        let batch: Vec<NewEvent<'_>> = events
+            .iter()
+            .zip(&evaluations)
+            .map(|(event, evaluation)| NewEvent {
+                event,
+                policy_version: &evaluation.policy_version,
+                matched: &evaluation.matched,
+                deliveries: &evaluation.deliveries,
+                idempotency_key: key.as_deref(),
+                idempotency_since_ms: since,
+            })
+            .collect();
+        let inserted = store.insert_events(&batch)?;
+        Ok((evaluations, inserted))
+    })
+    .await?;
+    for (evaluation, inserted) in evaluations.into_iter().zip(&inserted) {
+        if *inserted != Inserted::New {
+            continue;
+        }
+        state
+            .metrics
+            .inc(WEBHOOKS, &[("source", source), ("outcome", "accepted")]);
+        for policy in &evaluation.matched {
+            state.metrics.inc(POLICY_MATCHES, &[("policy", policy)]);
+        }
+        tracing::debug!(matched = ?evaluation.matched, deliveries = evaluation.deliveries.len(), "event stored");
+        state.dispatcher.enqueue(evaluation.deliveries);
+    }
+    Ok(inserted)
+}
+
+/// Runs a blocking store call off the async runtime.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(ApiError::internal(e)),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Reads the body up to `limit` bytes within `timeout`; refusals carry their outcome.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, (&'static str, ApiError)> {
+    match tokio::time::timeout(timeout, read_limited(body, headers, limit)).await {
+        Ok(result) => result,
+        Err(_) => Err((
+            "timeout",
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s; send it faster or in one piece",
+                    timeout.as_secs()
+                ),
+            ),
+        )),
+    }
+}
+
+async fn read_limited(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Vec<u8>, (&'static str, ApiError)> {
     let too_large = || {
-        tracing::warn!(outcome = "too_large", limit, "webhook refused");
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the limit of {limit} bytes"),
+        let message = format!("the body is larger than the limit of {limit} bytes");
+        (
+            "too_large",
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message),
         )
     };
     let declared = headers
@@ -191,11 +410,11 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<
     let mut body = body;
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            tracing::warn!(outcome = "unreadable", error = %e, "webhook refused");
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "the body could not be read completely; send it again",
+        let frame = frame.map_err(|_| {
+            let message = "the body could not be read completely; send it again";
+            (
+                "unreadable",
+                ApiError::new(StatusCode::BAD_REQUEST, message),
             )
         })?;
         if let Ok(data) = frame.into_data() {
@@ -240,6 +459,7 @@ fn build_event(
         headers: kept_headers(headers),
         query: query.to_vec(),
         category,
+        tags: Vec::new(),
         json,
     }
 }
@@ -262,24 +482,6 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
-
-    #[test]
-    fn sources_are_found_by_key_only() {
-        let sources = Sources::new(&[
-            SourceConfig {
-                name: "ci".into(),
-                api_key: Secret::new("a".repeat(20)),
-            },
-            SourceConfig {
-                name: "nagios".into(),
-                api_key: Secret::new("b".repeat(20)),
-            },
-        ]);
-        assert_eq!(sources.find(&"b".repeat(20)), Some("nagios"));
-        assert_eq!(sources.find(&"a".repeat(19)), None);
-        assert_eq!(sources.find(""), None);
-    }
 
     #[test]
     fn credentials_are_not_kept() {

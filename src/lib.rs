@@ -5,7 +5,10 @@
 //! message meets them:
 //!
 //! - [`config`]: `tripline.yaml` or the embedded defaults.
-//! - [`ingest`]: the webhook routes, sender authentication and body limits.
+//! - [`serve`]: accepts connections with header limits and stops gracefully.
+//! - [`ingest`]: the webhook and structured-event routes, sender authentication, rate
+//!   limits, body limits and idempotency.
+//! - [`verify`]: signature schemes (GitHub, Stripe, Slack, Standard Webhooks, HMAC).
 //! - [`event`]: what one received message is.
 //! - [`yaml`]: located YAML reading that reports every mistake at once.
 //! - [`extract`] and [`field`]: named fields found in a message, and how names resolve.
@@ -14,10 +17,14 @@
 //! - [`template`]: notification templates.
 //! - [`index`]: narrows the policies a message can match with one Aho-Corasick pass.
 //! - [`engine`]: evaluates an event against the set and renders deliveries.
-//! - [`explain`]: why a stored event did or did not fire each policy.
 //! - [`store`]: durable events and deliveries behind the [`store::Store`] trait.
 //! - [`notify`]: sends deliveries (email today).
-//! - [`api`]: the read API and health endpoints.
+//! - [`explain`]: why each policy did or did not match a stored event.
+//! - [`api`]: the Event Explorer API and the operations endpoints.
+//! - [`web`]: the Event Explorer and policies pages for people.
+//! - [`metrics`]: Prometheus text exposition.
+//! - [`reload`]: swapping in a new policy set (API, SIGHUP, directory watch).
+//! - [`retention`]: removing old events in the background.
 //! - [`server`]: wires it all together.
 
 pub mod api;
@@ -32,9 +39,15 @@ pub mod field;
 pub mod fixture;
 pub mod index;
 pub mod ingest;
+pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod reload;
+pub mod retention;
+pub mod serve;
 pub mod server;
 pub mod store;
 pub mod template;
+pub mod verify;
+pub mod web;
 pub mod yaml;

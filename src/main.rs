@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tripline::config::Config;
+use tripline::config::{Config, LogFormat};
 use tripline::policy::PolicySet;
 
 #[derive(Parser)]
@@ -103,7 +103,6 @@ fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
 }
 
 fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    init_logging();
     let mut config = match load_config(config) {
         Ok(config) => config,
         Err(errors) => {
@@ -111,6 +110,7 @@ fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitC
             return ExitCode::FAILURE;
         }
     };
+    init_logging(&config);
     if let Some(listen) = listen {
         config.listen = listen;
     }
@@ -242,13 +242,24 @@ fn run_fixtures(set: &PolicySet, json: bool) -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+/// Logs go to standard error, as text or JSON lines. `RUST_LOG` (when set and not
+/// empty) wins over `log_level`, so an operator can turn up detail without an edit.
+fn init_logging(config: &Config) {
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let level = from_env.or_else(|| config.log_level.clone());
+    let filter = level
+        .and_then(|l| tracing_subscriber::EnvFilter::try_new(l).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            builder.with_ansi(ansi).init()
+        }
+    }
 }

@@ -1,20 +1,26 @@
 //! The server: wires configuration, store, engine, dispatcher and routes together,
-//! and runs until SIGINT or SIGTERM.
+//! runs the background tasks (retention, the policy watch, SIGHUP), and serves until
+//! SIGINT or SIGTERM.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Router;
 
 use crate::config::{Config, Secret, SourceConfig};
 use crate::engine::Engine;
 use crate::ingest::Sources;
+use crate::metrics::Metrics;
 use crate::notify::dispatcher::Dispatcher;
 use crate::notify::email::Mailer;
-use crate::policy::PolicySet;
+use crate::reload::Reloader;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{Retention, Store};
 
 /// The file, in the data directory, holding the demo source's key on embedded defaults.
 pub const DEMO_KEY_FILE: &str = "api-key";
@@ -30,13 +36,56 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     pub max_body: usize,
     pub explainer: crate::explain::Explainer,
+    pub read_timeout: Duration,
+    pub metrics: Metrics,
+    pub reloader: Reloader,
 }
 
-/// All routes.
+impl AppState {
+    /// Reloads the policies off the async runtime; the outcome is also recorded.
+    pub async fn reload(self: &Arc<Self>, trigger: &'static str) -> Result<usize, String> {
+        let state = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            state
+                .reloader
+                .reload(&state.engine, state.store.as_ref(), &state.metrics, trigger)
+        })
+        .await;
+        done.unwrap_or_else(|e| Err(format!("the reload stopped unexpectedly: {e}")))
+    }
+}
+
+/// All routes, with oversized headers refused and request latency recorded.
 pub fn app(state: Arc<AppState>) -> Router {
     crate::ingest::router()
         .merge(crate::api::router())
+        .merge(crate::web::router())
+        .layer(axum::middleware::from_fn(crate::serve::limit_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            time_request,
+        ))
         .with_state(state)
+}
+
+/// Records how long each request took, under its route pattern (never the raw path:
+/// it would hold API keys and make the label set unbounded).
+async fn time_request(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe_latency(&route, started.elapsed().as_secs_f64());
+    response
 }
 
 /// Loads everything, binds, and serves until a shutdown signal.
@@ -48,9 +97,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         tracing::warn!("no sources are configured; every webhook will be refused");
     }
     let names: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
-    let policies = PolicySet::load(std::slice::from_ref(&config.policies), Some(&names))
+    let reloader = Reloader::new(config.policies.clone(), names);
+    let before_load = crate::reload::fingerprint(&config.policies);
+    let policies = reloader
+        .load()
         .map_err(|d| anyhow::anyhow!("{d}\nthe policies have errors; tripline did not start"))?;
     tracing::info!(count = policies.policies.len(), files = policies.files.len(), dir = %config.policies.display(), "policies loaded");
+    let metrics = Metrics::default();
+    reloader.started(&metrics, policies.policies.len());
 
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&config.data_dir).context("cannot open the store")?);
@@ -69,15 +123,19 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         dispatcher,
         max_body: config.max_body,
         explainer: Default::default(),
+        read_timeout: config.read_timeout,
+        metrics,
+        reloader,
     });
+    start_tasks(&state, &config, before_load);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let header_timeout = config.read_timeout;
+    crate::serve::serve(listener, app(state), header_timeout, shutdown_signal()).await;
+    // Deliveries not yet sent stay pending in the store and go out on the next start.
     tracing::info!("stopped");
     Ok(())
 }
@@ -86,7 +144,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
 /// explained later even after the files change.
 pub fn remember_policy_set(
     store: &dyn Store,
-    set: &PolicySet,
+    set: &crate::policy::PolicySet,
 ) -> Result<(), crate::store::StoreError> {
     let files: Vec<(String, String)> = set
         .files
@@ -95,6 +153,51 @@ pub fn remember_policy_set(
         .map(|(path, text)| (path.display().to_string(), text.clone()))
         .collect();
     store.save_policy_set(&set.version, &files)
+}
+
+/// Retention, SIGHUP and the policy watch.
+fn start_tasks(state: &Arc<AppState>, config: &Config, seen: crate::reload::Fingerprint) {
+    if config.retention != Retention::default() {
+        let store = state.store.clone();
+        let metrics = state.clone();
+        tokio::spawn(crate::retention::run(
+            store,
+            config.retention,
+            config.retention_interval,
+            move |n| {
+                metrics.metrics.add(
+                    crate::metrics::EVENTS_REMOVED,
+                    &[("reason", "retention")],
+                    n,
+                )
+            },
+        ));
+    }
+    // The handler is installed before the server listens: a SIGHUP that arrived before
+    // it would end the process.
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    let _ = state.reload("signal").await;
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload")
+        }
+    }
+    if config.watch {
+        let (state, dir) = (state.clone(), state.reloader.dir().to_path_buf());
+        let handle = tokio::runtime::Handle::current();
+        let reload = move || {
+            let state = state.clone();
+            handle.spawn(async move { state.reload("watch").await });
+        };
+        tokio::spawn(crate::reload::watch(reload, dir, seen));
+    }
 }
 
 /// The demo source of embedded defaults. Its key is random, made on first start and
@@ -117,6 +220,8 @@ fn demo_source(data_dir: &Path) -> anyhow::Result<SourceConfig> {
     Ok(SourceConfig {
         name: DEMO_SOURCE.to_string(),
         api_key: Secret::new(key),
+        verify: None,
+        rate_limit: None,
     })
 }
 
@@ -152,5 +257,5 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutdown signal received");
 }

@@ -41,6 +41,7 @@ fn event(message: String) -> Event {
         headers: Vec::new(),
         query: Vec::new(),
         category: Default::default(),
+        tags: Vec::new(),
     }
 }
 

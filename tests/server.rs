@@ -379,6 +379,7 @@ async fn a_delivery_left_pending_by_a_crash_is_sent_on_start() {
         headers: Vec::new(),
         query: Vec::new(),
         category: Default::default(),
+        tags: Vec::new(),
         json: None,
     };
     let delivery = Delivery {

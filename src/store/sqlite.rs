@@ -11,7 +11,12 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
-use super::{Delivery, DeliveryStatus, Store, StoreError, StoredEvent};
+mod explore;
+
+use super::{
+    Delivery, DeliveryStatus, EventFilter, EventPage, Inserted, NewEvent, Retention, Store,
+    StoreError, StoreStats, StoredEvent,
+};
 use crate::event::{format_time, Category, Event};
 
 /// The file name of the database inside the data directory.
@@ -53,6 +58,25 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_by_event ON deliveries (event_id);
 CREATE INDEX deliveries_by_status ON deliveries (status);
+"#,
+    r#"
+CREATE TABLE event_tags (
+    event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    name     TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (event_id, position)
+);
+CREATE INDEX event_tags_by_name ON event_tags (name, value);
+CREATE TABLE idempotency_keys (
+    source     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    created_at INTEGER NOT NULL,     -- unix milliseconds
+    PRIMARY KEY (source, key)
+);
+CREATE INDEX idempotency_keys_by_time ON idempotency_keys (created_at);
+CREATE INDEX events_by_source ON events (source, received_at);
 "#,
     r#"
 ALTER TABLE events ADD COLUMN query TEXT NOT NULL DEFAULT '[]';  -- JSON array of [name, value]
@@ -121,9 +145,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-const EVENT_COLUMNS: &str =
+pub(crate) const EVENT_COLUMNS: &str =
     "id, received_at, source, title, message, content_type, headers, category, query, policy_version";
-const DELIVERY_COLUMNS: &str = "id, event_id, policy, channel, recipient, subject, body, status, \
+pub(crate) const DELIVERY_COLUMNS: &str =
+    "id, event_id, policy, channel, recipient, subject, body, status, \
      attempts, last_error, created_at, updated_at";
 
 impl Store for SqliteStore {
@@ -134,46 +159,15 @@ impl Store for SqliteStore {
         matched: &[String],
         deliveries: &[Delivery],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let headers = serde_json::to_string(&event.headers)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let query =
-            serde_json::to_string(&event.query).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        tx.execute(
-            &format!(
-                "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            ),
-            params![
-                event.id,
-                unix_ms(event.received_at),
-                event.source,
-                event.title,
-                event.message,
-                event.content_type,
-                headers,
-                event.category.as_str(),
-                query,
-                policy_version,
-            ],
-        )?;
-        for policy in matched {
-            tx.execute(
-                "INSERT INTO event_matches (event_id, policy) VALUES (?1, ?2)",
-                params![event.id, policy],
-            )?;
-        }
-        for d in deliveries {
-            tx.execute(
-                &format!("INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-                params![
-                    d.id, d.event_id, d.policy, d.channel, d.recipient, d.subject, d.body,
-                    d.status.as_str(), d.attempts, d.last_error, d.created_at, d.updated_at,
-                ],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+        let new = NewEvent {
+            event,
+            policy_version,
+            matched,
+            deliveries,
+            idempotency_key: None,
+            idempotency_since_ms: 0,
+        };
+        self.insert_events(&[new]).map(drop)
     }
 
     fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
@@ -242,6 +236,47 @@ impl Store for SqliteStore {
         rows.map(|r| r?).collect()
     }
 
+    fn insert_events(&self, batch: &[NewEvent<'_>]) -> Result<Vec<Inserted>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inserted = batch
+            .iter()
+            .map(|new| explore::insert(&tx, new))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    fn idempotent_event(
+        &self,
+        source: &str,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        explore::idempotent_event(&self.conn(), source, key, since_ms)
+    }
+
+    fn query_events(&self, filter: &EventFilter) -> Result<EventPage, StoreError> {
+        explore::query_events(&self.conn(), filter)
+    }
+
+    fn delete_policy_events(&self, policy: &str) -> Result<u64, StoreError> {
+        explore::delete_policy_events(&self.conn(), policy)
+    }
+
+    fn prune(
+        &self,
+        now_ms: i64,
+        retention: Retention,
+        idempotency_before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        explore::prune(&self.conn(), now_ms, retention, idempotency_before_ms)
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        explore::stats(&self.conn())
+    }
+
     fn record_attempt(&self, id: &str, outcome: Result<(), &str>) -> Result<(), StoreError> {
         let (status, error) = match outcome {
             Ok(()) => (DeliveryStatus::Sent, None),
@@ -255,15 +290,16 @@ impl Store for SqliteStore {
     }
 }
 
-fn unix_ms(t: OffsetDateTime) -> i64 {
+/// Unix milliseconds of `t`.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Reads an event row; the outer `Result` is SQLite's, the inner one our decoding.
-type EventRow = (Event, Option<String>);
+pub(crate) type EventRow = (Event, Option<String>);
 
 /// Reads an event row with its policy version.
-fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<EventRow, StoreError>> {
+pub(crate) fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<EventRow, StoreError>> {
     let ms: i64 = row.get(1)?;
     let headers: String = row.get(6)?;
     let category: String = row.get(7)?;
@@ -294,20 +330,29 @@ fn read_event(row: &Row<'_>) -> rusqlite::Result<Result<EventRow, StoreError>> {
             headers,
             query,
             category,
+            // Filled by `with_matches` from their own table.
+            tags: Vec::new(),
             json,
         };
         Ok((event, policy_version))
     })())
 }
 
-fn with_matches(
+/// Adds what lives in other tables: the matched policies and the tags.
+pub(crate) fn with_matches(
     conn: &Connection,
-    (event, policy_version): EventRow,
+    (mut event, policy_version): EventRow,
 ) -> Result<StoredEvent, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT policy FROM event_matches WHERE event_id = ?1 ORDER BY policy")?;
     let matched = stmt
         .query_map([&event.id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, value FROM event_tags WHERE event_id = ?1 ORDER BY position",
+    )?;
+    event.tags = stmt
+        .query_map([&event.id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(StoredEvent {
         event,
@@ -355,6 +400,7 @@ mod tests {
             headers: vec![("user-agent".into(), "curl".into())],
             query: vec![("env".into(), "prod".into())],
             category: Category::Warning,
+            tags: Vec::new(),
             json: None,
         }
     }

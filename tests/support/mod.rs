@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader};
@@ -71,11 +72,12 @@ impl TestServer {
 
     /// Starts the binary with `args` in `dir` and waits until it listens.
     pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        // Callers may override RUST_LOG (an empty value leaves `log_level` in charge).
         let mut child = Command::new(binary())
             .args(args)
             .current_dir(dir)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info,tripline=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -86,12 +88,8 @@ impl TestServer {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .filter(|_| line.contains("listening"))
-                {
-                    let _ = addr_tx.send(addr.trim().to_string());
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = addr_tx.send(addr);
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -109,6 +107,50 @@ impl TestServer {
             child,
             base: format!("http://{addr}"),
             log,
+        }
+    }
+
+    /// The process id, for sending signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal such as `TERM` or `HUP` to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit code, or `None`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The host and port, for raw TCP connections.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Waits until the log contains `text`, or panics after 20 s.
+    pub fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` never logged:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -169,6 +211,18 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// The address in the "listening" log line, in text (`addr=...`) or JSON format.
+fn listening_addr(line: &str) -> Option<String> {
+    if !line.contains("listening") {
+        return None;
+    }
+    if let Some(addr) = line.split("addr=").nth(1) {
+        return Some(addr.trim().to_string());
+    }
+    let json: serde_json::Value = serde_json::from_str(line).ok()?;
+    json["fields"]["addr"].as_str().map(str::to_string)
 }
 
 impl Drop for TestServer {
