@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::notify::outbox::RetryPolicy;
 use crate::yaml::{Diagnostics, Node, Pos, Reader};
 
 /// Where the server listens when nothing else is said.
@@ -28,6 +29,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub smtp: Option<SmtpConfig>,
     pub max_body: usize,
+    /// When failed notifications are retried.
+    pub retry: RetryPolicy,
     /// True when no file was read; the server then creates a demo source.
     pub embedded: bool,
 }
@@ -97,6 +100,7 @@ impl Config {
             sources: Vec::new(),
             smtp: None,
             max_body: DEFAULT_MAX_BODY,
+            retry: RetryPolicy::default(),
             embedded: true,
         }
     }
@@ -138,7 +142,7 @@ impl Config {
 }
 
 const CONFIG_KEYS: &[&str] = &[
-    "listen", "policies", "data_dir", "sources", "smtp", "max_body",
+    "listen", "policies", "data_dir", "sources", "smtp", "max_body", "retry",
 ];
 const SOURCE_KEYS: &[&str] = &["name", "api_key"];
 const SMTP_KEYS: &[&str] = &[
@@ -196,6 +200,9 @@ impl ConfigReader<'_, '_> {
         }
         if let Some(node) = map.take("smtp") {
             config.smtp = self.smtp(node, base);
+        }
+        if let Some(node) = map.take("retry") {
+            config.retry = RetryPolicy::read(self.reader, node).unwrap_or_default();
         }
         self.reader.finish(map, CONFIG_KEYS, "the configuration");
         Some(config)

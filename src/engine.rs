@@ -1,5 +1,6 @@
 //! The engine: evaluates an event against the loaded policy set and turns each firing
-//! policy's actions into rendered deliveries, ready to commit with the event.
+//! (or clearing) policy's actions into rendered deliveries, ready to commit with the
+//! event.
 //!
 //! The set is held behind an `Arc` so a reload can swap it while events in flight finish
 //! against the set they started with.
@@ -9,8 +10,11 @@ use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 
 use crate::event::{format_time, new_id, Event};
-use crate::policy::{Action, Policy, PolicySet};
-use crate::store::{Delivery, DeliveryStatus};
+use crate::notify::action::Render;
+use crate::notify::incident::{group_key, group_values};
+use crate::notify::AlertStatus;
+use crate::policy::{Policy, PolicySet};
+use crate::store::{Delivery, DeliveryStatus, IncidentPlan};
 use crate::template::Context;
 
 /// The outcome of evaluating one event.
@@ -18,7 +22,8 @@ use crate::template::Context;
 pub struct Evaluation {
     /// Names of the policies that matched, in load order.
     pub matched: Vec<String>,
-    /// Rendered notifications to commit with the event.
+    /// Rendered notifications to commit with the event; the store decides, with its
+    /// incident and mute state, which are sent.
     pub deliveries: Vec<Delivery>,
 }
 
@@ -53,70 +58,103 @@ impl Engine {
     }
 }
 
-/// Whether `policy` applies to `event` and its conditions hold.
-pub fn policy_matches(policy: &Policy, event: &Event) -> bool {
+/// Whether `policy` is enabled and sees events of `event`'s source.
+pub fn policy_applies(policy: &Policy, event: &Event) -> bool {
     if !policy.enabled {
         return false;
     }
-    if let Some(sources) = &policy.sources {
-        if !sources.contains(&event.source) {
-            return false;
-        }
+    match &policy.sources {
+        Some(sources) => sources.contains(&event.source),
+        None => true,
     }
-    policy.condition.matches(event)
 }
 
-/// Evaluates `event` against `set`.
+/// Whether `policy` applies to `event` and its conditions hold.
+pub fn policy_matches(policy: &Policy, event: &Event) -> bool {
+    policy_applies(policy, event) && policy.condition.matches(event)
+}
+
+/// Whether `event` matches `policy`'s `clear:` conditions (and not its own).
+pub fn policy_clears(policy: &Policy, event: &Event) -> bool {
+    policy_applies(policy, event)
+        && policy.clear.as_ref().is_some_and(|c| c.matches(event))
+        && !policy.condition.matches(event)
+}
+
+/// Evaluates `event` against `set`: a matching policy renders a firing delivery per
+/// action; a policy whose `clear:` matches renders a clear per action. The store
+/// decides, with its incident state, which of them are sent.
 pub fn evaluate(set: &PolicySet, event: &Event) -> Evaluation {
     let mut evaluation = Evaluation::default();
-    for policy in set.policies.iter().filter(|p| policy_matches(p, event)) {
-        tracing::debug!(policy = %policy.name, event_id = %event.id, "policy matched");
-        evaluation.matched.push(policy.name.clone());
-        for action in &policy.actions {
-            evaluation
-                .deliveries
-                .push(render(set, policy, action, event));
+    for policy in &set.policies {
+        let status = if policy_matches(policy, event) {
+            tracing::debug!(policy = %policy.name, event_id = %event.id, "policy matched");
+            evaluation.matched.push(policy.name.clone());
+            AlertStatus::Firing
+        } else if policy_clears(policy, event) {
+            tracing::debug!(policy = %policy.name, event_id = %event.id, "clear conditions matched");
+            AlertStatus::Cleared
+        } else {
+            continue;
+        };
+        for (index, action) in policy.actions.iter().enumerate() {
+            let group = group_values(event, &action.group_by);
+            let mut delivery = render_delivery(set, policy, index as u32, event, status, &group);
+            delivery.plan = Some(IncidentPlan {
+                group_key: group_key(&group),
+                renotify: action.renotify,
+                resolve_after: policy.resolve_after,
+                notify: status == AlertStatus::Firing || action.on_clear,
+            });
+            evaluation.deliveries.push(delivery);
         }
     }
     evaluation
 }
 
-/// Renders one action. A template that fails at render time still yields a delivery,
-/// marked failed with the reason, so the ledger shows what was lost and why.
-fn render(set: &PolicySet, policy: &Policy, action: &Action, event: &Event) -> Delivery {
-    let Action::Email(email) = action;
-    let context = Context::new(policy, event);
-    let subject = set.templates.render(&email.subject, &context);
-    let body = set.templates.render(&email.body, &context);
+/// Renders the `index`th action of `policy` for `event`. A template that fails at
+/// render time still yields a delivery, dead with the reason, so the ledger shows
+/// what was lost and why.
+pub fn render_delivery(
+    set: &PolicySet,
+    policy: &Policy,
+    index: u32,
+    event: &Event,
+    status: AlertStatus,
+    group: &[String],
+) -> Delivery {
     let now = format_time(OffsetDateTime::now_utc());
-    let recipient = email
-        .to
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
     let mut delivery = Delivery {
         id: new_id(),
         event_id: event.id.clone(),
         policy: policy.name.clone(),
-        channel: "email".to_string(),
-        recipient,
-        subject: String::new(),
-        body: String::new(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        last_error: None,
+        action: index,
+        alert: status,
         created_at: now.clone(),
         updated_at: now,
+        ..Delivery::default()
     };
-    match (subject, body) {
-        (Ok(subject), Ok(body)) => {
-            delivery.subject = subject;
-            delivery.body = body;
+    let Some(action) = policy.actions.get(index as usize) else {
+        delivery.status = DeliveryStatus::Dead;
+        delivery.last_error = Some("the action no longer exists".to_string());
+        return delivery;
+    };
+    delivery.channel = action.channel_name().to_string();
+    let context = Context::new(policy, event).with_status(status);
+    let render = Render {
+        templates: &set.templates,
+        context: &context,
+        group,
+    };
+    match action.render(&render) {
+        Ok(message) => {
+            delivery.recipient = message.recipient();
+            delivery.subject = message.summary();
+            delivery.message = Some(message);
         }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(policy = %policy.name, event_id = %event.id, error = %e, "template failed to render; the email is not sent");
-            delivery.status = DeliveryStatus::Failed;
+        Err(e) => {
+            tracing::error!(policy = %policy.name, event_id = %event.id, action = index, error = %e, "a template failed to render; the notification is not sent");
+            delivery.status = DeliveryStatus::Dead;
             delivery.last_error = Some(format!("template failed to render: {e}"));
         }
     }

@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::ingest::Sources;
 use crate::notify::dispatcher::Dispatcher;
 use crate::notify::email::Mailer;
+use crate::notify::send::Senders;
 use crate::policy::PolicySet;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -58,11 +59,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         None => Mailer::folder(&config.data_dir.join("mail")),
     };
     tracing::info!(to = %mailer.describe(), "email goes here");
-    let dispatcher = Dispatcher::start(store.clone(), Arc::new(mailer));
+    let engine = Arc::new(Engine::new(policies));
+    let senders = Arc::new(Senders::new(mailer));
+    let dispatcher =
+        Dispatcher::start(store.clone(), senders, engine.clone(), config.retry.clone());
 
     let state = Arc::new(AppState {
         sources: Sources::new(&config.sources),
-        engine: Arc::new(Engine::new(policies)),
+        engine,
         store,
         dispatcher,
         max_body: config.max_body,

@@ -8,6 +8,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::event::{Category, Event};
+use crate::notify::AlertStatus;
 use crate::yaml::{backticked, suggest, Pos, Reader};
 
 /// The variables every template sees.
@@ -22,6 +23,7 @@ pub const VARIABLES: &[&str] = &[
     "message",
     "content_type",
     "headers",
+    "status",
 ];
 
 /// Names minijinja provides itself, accepted in templates.
@@ -59,6 +61,8 @@ pub struct Context<'a> {
     pub message: &'a str,
     pub content_type: Option<&'a str>,
     pub headers: std::collections::BTreeMap<&'a str, &'a str>,
+    /// `firing`, or `cleared` for a clear notification.
+    pub status: AlertStatus,
 }
 
 impl<'a> Context<'a> {
@@ -79,7 +83,14 @@ impl<'a> Context<'a> {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
+            status: AlertStatus::Firing,
         }
+    }
+
+    /// The same context for a notification of `status`.
+    pub fn with_status(mut self, status: AlertStatus) -> Self {
+        self.status = status;
+        self
     }
 }
 
@@ -172,8 +183,10 @@ mod tests {
 
     #[test]
     fn renders_event_values() {
-        let (templates, id) =
-            add("[{{ category }}] {{ policy }}: {{ message | upper }} from {{ source }}").unwrap();
+        let (templates, id) = add(
+            "[{{ category }}] {{ policy }} {{ status }}: {{ message | upper }} from {{ source }}",
+        )
+        .unwrap();
         let context = Context {
             policy: "deploys",
             description: "",
@@ -185,10 +198,11 @@ mod tests {
             message: "failed",
             content_type: None,
             headers: Default::default(),
+            status: AlertStatus::Cleared,
         };
         assert_eq!(
             templates.render(&id, &context).unwrap(),
-            "[critical] deploys: FAILED from ci"
+            "[critical] deploys cleared: FAILED from ci"
         );
     }
 

@@ -14,6 +14,12 @@ use std::time::{Duration, Instant};
 /// The API key of the `ci` source in [`TestServer::config`].
 pub const KEY: &str = "test-key-0123456789abcdef";
 
+/// Picks the TLS provider for the test process's own clients and servers, as the
+/// binary does for itself; several are compiled in, so none is chosen by default.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// The path of the built binary.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_tripline")
@@ -71,6 +77,7 @@ impl TestServer {
 
     /// Starts the binary with `args` in `dir` and waits until it listens.
     pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        install_tls_provider();
         let mut child = Command::new(binary())
             .args(args)
             .current_dir(dir)

@@ -121,6 +121,7 @@ impl SmtpServer {
         tls: Option<(PathBuf, PathBuf, PathBuf)>,
         credentials: Option<(String, String)>,
     ) -> Self {
+        super::install_tls_provider();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mail = Arc::new(Mutex::new(Vec::new()));
