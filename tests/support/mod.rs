@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader};
@@ -55,6 +56,16 @@ impl Workspace {
     pub fn policy(&self, name: &str, text: &str) {
         std::fs::write(self.path().join("policies").join(name), text).unwrap();
     }
+}
+
+/// Runs `tripline ARGS` in `dir` to completion.
+pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 /// A running `tripline serve`; killed when dropped.
@@ -145,6 +156,36 @@ impl TestServer {
         assert_eq!(response.status(), 202);
         let json: serde_json::Value = response.json().await.unwrap();
         json["event_id"].as_str().unwrap().to_string()
+    }
+
+    /// Posts `body` to `/webhook/{KEY}` with extra headers; returns the event id.
+    pub async fn send_with(&self, body: &str, headers: &[(&str, &str)]) -> String {
+        let mut request = reqwest::Client::new()
+            .post(self.url(&format!("/webhook/{KEY}")))
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 202);
+        let json: serde_json::Value = response.json().await.unwrap();
+        json["event_id"].as_str().unwrap().to_string()
+    }
+
+    /// Sends `method path` with an optional JSON body; returns status and JSON answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new().request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
