@@ -376,6 +376,90 @@ mod tests {
         }
     }
 
+    /// Renders the single action in `yaml` for a firing or clearing event.
+    fn render(yaml: &str, status: crate::notify::AlertStatus) -> Result<Message, String> {
+        let mut reader = Reader::new("p.yaml");
+        let mut templates = Templates::default();
+        let node = reader.parse(yaml).unwrap();
+        let actions = read_list(&mut reader, &mut templates, &node).unwrap();
+        let policy = crate::policy::Policy {
+            name: "disk".into(),
+            description: String::new(),
+            category: crate::event::Category::Critical,
+            sources: None,
+            enabled: true,
+            condition: crate::condition::Condition::All(Vec::new()),
+            actions: Vec::new(),
+            clear: None,
+            resolve_after: None,
+            file: "p.yaml".into(),
+        };
+        let event = crate::notify::test_send::sample_event(&policy);
+        let context = Context::new(&policy, &event).with_status(status);
+        let group = vec!["web-1".to_string()];
+        let r = Render {
+            templates: &templates,
+            context: &context,
+            group: &group,
+        };
+        actions[0].render(&r)
+    }
+
+    #[test]
+    fn render_table() {
+        use crate::notify::AlertStatus::{Cleared, Firing};
+        let cases: &[(&str, crate::notify::AlertStatus, Result<&str, &str>)] = &[
+            (
+                "- email: {to: '{{ title }}'}",
+                Firing,
+                Err("`to` rendered `tripline notify-test`, which is not an email address"),
+            ),
+            (
+                "- email: {to: a@b.c, subject: '{{ status }}'}",
+                Cleared,
+                Ok(r#""subject":"cleared""#),
+            ),
+            (
+                "- webhook: {url: 'http://x', body: '{{ policy }}'}",
+                Firing,
+                Err("`body` did not render valid JSON: expected value at line 1 column 1"),
+            ),
+            (
+                "- webhook: {url: 'http://x', body: '{{ {\"p\": policy} | tojson }}'}",
+                Firing,
+                Ok(r#""body":"{\"p\":\"disk\"}""#),
+            ),
+            (
+                "- slack: {url: 'http://x', blocks: '{}'}",
+                Firing,
+                Err("`blocks` must render a JSON list"),
+            ),
+            (
+                "- pagerduty: {routing_key: k}",
+                Firing,
+                Ok(r#""event_action":"trigger","dedup_key":"tripline/disk/web-1""#),
+            ),
+            (
+                "- pagerduty: {routing_key: k}",
+                Cleared,
+                Ok(r#""event_action":"resolve","dedup_key":"tripline/disk/web-1","payload":null"#),
+            ),
+            (
+                "- log: {message: '{{ message | int }}'}",
+                Firing,
+                Err("`message`: "),
+            ),
+        ];
+        for (yaml, status, want) in cases {
+            let got = render(yaml, *status).map(|m| serde_json::to_string(&m).unwrap());
+            match (got, want) {
+                (Ok(json), Ok(part)) => assert!(json.contains(part), "{yaml}: {json}"),
+                (Err(e), Err(start)) => assert!(e.starts_with(start), "{yaml}: {e}"),
+                (got, _) => panic!("{yaml}: {got:?}"),
+            }
+        }
+    }
+
     #[test]
     fn header_names_are_checked() {
         let mut reader = Reader::new("p.yaml");
