@@ -72,6 +72,11 @@ async fn incidents_renotify_group_and_clear_across_a_restart() {
     );
 
     // A restart neither repeats nor forgets: host a is still open and quiet.
+    server
+        .wait_json("/api/notifications?status=sent", |j| {
+            j["notifications"].as_array().unwrap().len() == 4
+        })
+        .await;
     server.kill();
     let server = TestServer::start(&ws, &env);
     server.send_with("PROBLEM disk full", &host("a")).await;
