@@ -11,9 +11,12 @@
 //! - [`condition`] and [`policy`]: policy files read and compiled into a [`policy::PolicySet`].
 //! - [`template`]: notification templates.
 //! - [`engine`]: evaluates an event against the set and renders deliveries.
-//! - [`store`]: durable events and deliveries behind the [`store::Store`] trait.
-//! - [`notify`]: sends deliveries (email today).
-//! - [`api`]: the read API and health endpoints.
+//! - [`store`]: durable events, deliveries (the outbox), incidents and mutes behind the
+//!   [`store::Store`] trait.
+//! - [`notify`]: the channels (email, webhook, Slack, PagerDuty, log), incidents, retries
+//!   and the dispatcher that sends what the store holds.
+//! - [`api`]: the operator API (events, the notification ledger, policies, mutes) and
+//!   health endpoints.
 //! - [`server`]: wires it all together.
 
 pub mod api;
