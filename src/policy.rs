@@ -255,6 +255,10 @@ impl PolicyReader<'_> {
         let resolve_after = map
             .take("resolve_after")
             .map(|n| crate::notify::duration::read(self.reader, n, "`resolve_after`"));
+        if let Some(actions) = &actions {
+            let can_clear = clear.is_some() || resolve_after.is_some();
+            crate::notify::action::check_on_clear(self.reader, actions, can_clear);
+        }
         self.reader.finish(map, POLICY_KEYS, "a policy");
         let policy = (|| {
             Some(Policy {

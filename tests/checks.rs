@@ -24,6 +24,10 @@ notify:
   - webhook: {url: 'https://example.com', auth: {bearer: plain-token}}
 "#,
     );
+    ws.policy(
+        "noclear.yaml",
+        "name: noclear\nconditions: [{field: message, contains: x}]\nnotify:\n  - log: {}\n    on_clear: true\n",
+    );
     let config = ws.path().join("tripline.yaml");
     let output = support::run(
         ws.path(),
@@ -43,7 +47,8 @@ notify:
         format!("{p}:8:46: `subject` uses `stauts`, which tripline does not provide; did you mean `status`?"),
         format!("{p}:9:43: `severity` must be one of `critical`, `error`, `warning`, `info`, found `loud`"),
         format!("{p}:10:58: `auth.bearer` must come from the environment; write `${{NAME}}` and set `NAME` when starting tripline"),
-        "8 errors".to_string(),
+        format!("{}:5:15: `on_clear` has no effect: the policy has neither `clear:` conditions nor `resolve_after`", ws.path().join("policies/noclear.yaml").display()),
+        "9 errors".to_string(),
     ] {
         assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
     }

@@ -32,6 +32,8 @@ pub struct Action {
     pub group_by: Vec<String>,
     /// Whether the end of an incident is notified too.
     pub on_clear: bool,
+    /// Where `on_clear: true` is written, to point at it when nothing can clear.
+    pub on_clear_pos: Option<Pos>,
 }
 
 /// How often an open incident notifies again.
@@ -122,9 +124,8 @@ impl ActionReader<'_> {
         named.sort_by_key(|(_, n)| (n.pos.line, n.pos.col));
         let renotify = map.take("renotify").map(|n| self.renotify(n));
         let group_by = map.take("group_by").map(|n| self.group_by(n));
-        let on_clear = map
-            .take("on_clear")
-            .map(|n| self.reader.bool(n, "`on_clear`"));
+        let on_clear_node = map.take("on_clear");
+        let on_clear = on_clear_node.map(|n| self.reader.bool(n, "`on_clear`"));
         let known: Vec<&str> = CHANNELS.iter().chain(SHARED_KEYS).copied().collect();
         self.reader.finish(map, &known, "an action");
 
@@ -151,6 +152,7 @@ impl ActionReader<'_> {
             renotify: renotify.unwrap_or(Some(Renotify::Always))?,
             group_by: group_by.unwrap_or(Some(Vec::new()))?,
             on_clear: on_clear.unwrap_or(Some(default_on_clear))?,
+            on_clear_pos: on_clear_node.map(|n| n.pos),
         })
     }
 
@@ -290,6 +292,19 @@ impl ActionReader<'_> {
             }
         }
         ok.then_some(out)
+    }
+}
+
+/// Reports `on_clear: true` on a policy that nothing can clear.
+pub fn check_on_clear(reader: &mut Reader, actions: &[Action], can_clear: bool) {
+    if can_clear {
+        return;
+    }
+    for action in actions.iter().filter(|a| a.on_clear) {
+        if let Some(pos) = action.on_clear_pos {
+            let message = "`on_clear` has no effect: the policy has neither `clear:` conditions nor `resolve_after`";
+            reader.error(pos, message);
+        }
     }
 }
 
