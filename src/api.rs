@@ -1,13 +1,14 @@
-//! The read API for operators and the operations endpoints: the Event Explorer (events
+//! The API for operators and the operations endpoints: the Event Explorer (events
 //! filtered and paged, one event with its explanation and deliveries, deletion by
-//! policy), the notification ledger, the loaded policies with the last reload's outcome,
-//! health, readiness, metrics and reload.
+//! policy), the notification ledger (with retry of dead deliveries), the loaded policies
+//! (with mute and the last reload's outcome), health, readiness, metrics and reload.
 
 pub mod filter;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,7 @@ use time::OffsetDateTime;
 use crate::explain::Explanation;
 use crate::ingest::{blocking, ApiError};
 use crate::server::AppState;
-use crate::store::{Delivery, StoredEvent};
+use crate::store::{now_ms, Delivery, DeliveryFilter, DeliveryStatus, RetryOutcome, StoredEvent};
 
 pub use filter::{DEFAULT_PAGE, MAX_PAGE};
 
@@ -28,7 +29,13 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/events", get(list_events).delete(delete_events))
         .route("/api/events/{id}", get(get_event))
         .route("/api/notifications", get(list_notifications))
+        .route("/api/notifications/{id}", get(get_notification))
+        .route("/api/notifications/{id}/retry", post(retry_notification))
         .route("/api/policies", get(list_policies))
+        .route(
+            "/api/policies/{name}/mute",
+            post(mute_policy).delete(unmute_policy),
+        )
         .route("/-/healthy", get(|| async { "ok\n" }))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
@@ -65,7 +72,11 @@ pub async fn event_detail(
         let Some(event) = store.event(&id)? else {
             return Ok(None);
         };
-        let deliveries = store.deliveries(Some(&event.event.id), MAX_PAGE)?;
+        let filter = DeliveryFilter {
+            event_id: Some(event.event.id.clone()),
+            ..Default::default()
+        };
+        let deliveries = store.deliveries(&filter, MAX_PAGE)?;
         let explanation = state.explainer.explain(store.as_ref(), &current, &event);
         Ok(Some(EventDetail {
             event,
@@ -114,19 +125,129 @@ async fn delete_events(
     Ok(Json(json!({ "deleted": deleted, "policy": policy })))
 }
 
+/// The ledger: `?status=`, `?policy=`, `?event_id=` and `?limit=` narrow it.
 async fn list_notifications(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = filter::limit(query.get("limit").map(String::as_str))?;
+    let status = match query.get("status") {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+            let names = crate::yaml::backticked(DeliveryStatus::NAMES);
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`status` must be one of {names}, found `{text}`"),
+            )
+        })?),
+    };
+    let filter = DeliveryFilter {
+        event_id: query.get("event_id").cloned(),
+        policy: query.get("policy").cloned(),
+        status,
+    };
     let store = state.store.clone();
-    let deliveries = blocking(move || store.deliveries(None, limit)).await?;
+    let deliveries = blocking(move || store.deliveries(&filter, limit)).await?;
     let items: Vec<Value> = deliveries.iter().map(delivery_json).collect();
     Ok(Json(json!({ "notifications": items })))
 }
 
-async fn list_policies(State(state): State<Arc<AppState>>) -> Json<Value> {
+/// One delivery with the message it sends (secrets appear as `${NAME}` only).
+async fn get_notification(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let Some(delivery) = blocking(move || store.delivery(&id)).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no notification has this id",
+        ));
+    };
+    let mut body = delivery_json(&delivery);
+    body["message"] = serde_json::to_value(&delivery.message).unwrap_or(Value::Null);
+    Ok(Json(body))
+}
+
+/// Sends a dead (or failed) delivery again, now, with a fresh retry schedule.
+async fn retry_notification(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let store = state.store.clone();
+    let key = id.clone();
+    match blocking(move || store.retry(&key, now_ms())).await? {
+        RetryOutcome::Queued => {
+            tracing::info!(delivery_id = %id, "notification queued for retry");
+            state.dispatcher.wake();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "id": id, "status": "pending" })),
+            ))
+        }
+        RetryOutcome::NotFound => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no notification has this id",
+        )),
+        RetryOutcome::NotRetryable(status) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "the notification is `{}`; only `dead` and `failed` ones can be retried",
+                status.as_str()
+            ),
+        )),
+    }
+}
+
+/// Mutes a policy: `{"for": "2h"}` or `{"until": "2026-01-01T12:00:00Z"}`.
+async fn mute_policy(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    known_policy(&state, &name)?;
+    let until = crate::notify::mute::until_from_json(&body, now_ms())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    set_mute(&state, name, Some(until)).await
+}
+
+async fn unmute_policy(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    known_policy(&state, &name)?;
+    set_mute(&state, name, None).await
+}
+
+fn known_policy(state: &AppState, name: &str) -> Result<(), ApiError> {
     let set = state.engine.policies();
+    crate::notify::mute::check_policy(&set, name)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))
+}
+
+async fn set_mute(
+    state: &AppState,
+    name: String,
+    until: Option<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let policy = name.clone();
+    blocking(move || store.set_mute(&policy, until)).await?;
+    let until_text = until.map(crate::notify::mute::time_text);
+    tracing::info!(policy = %name, until = ?until_text, "policy mute changed");
+    Ok(Json(json!({ "policy": name, "muted_until": until_text })))
+}
+
+async fn list_policies(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let set = state.engine.policies();
+    let store = state.store.clone();
+    let mutes = blocking(move || store.mutes(now_ms())).await?;
+    let muted_until = |name: &str| {
+        mutes
+            .iter()
+            .find(|m| m.policy == name)
+            .map(|m| crate::notify::mute::time_text(m.until))
+    };
     let policies: Vec<Value> = set
         .policies
         .iter()
@@ -139,6 +260,7 @@ async fn list_policies(State(state): State<Arc<AppState>>) -> Json<Value> {
                 "sources": p.sources,
                 "file": &*p.file,
                 "actions": p.actions.len(),
+                "muted_until": muted_until(&p.name),
             })
         })
         .collect();
@@ -148,7 +270,7 @@ async fn list_policies(State(state): State<Arc<AppState>>) -> Json<Value> {
         "last_error": status.last_error,
         "trigger": status.trigger,
     });
-    Json(json!({ "policies": policies, "reload": reload }))
+    Ok(Json(json!({ "policies": policies, "reload": reload })))
 }
 
 /// Ready when the store answers and a policy set is loaded (a failed reload keeps the
@@ -213,6 +335,26 @@ pub fn event_json(stored: &StoredEvent) -> Value {
     })
 }
 
-fn delivery_json(d: &Delivery) -> Value {
-    serde_json::to_value(d).unwrap_or(Value::Null)
+/// The ledger's shape for one delivery; documented in `docs/notifications.md`, so
+/// fields are added, never renamed or removed.
+pub fn delivery_json(d: &Delivery) -> Value {
+    json!({
+        "id": d.id,
+        "event_id": d.event_id,
+        "policy": d.policy,
+        "action": d.action,
+        "channel": d.channel,
+        "alert": d.alert,
+        "recipient": d.recipient,
+        "subject": d.subject,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_error": d.last_error,
+        "response": d.response,
+        "next_attempt_at": d.next_attempt_at,
+        "incident_id": d.incident_id,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+        "sent_at": d.sent_at,
+    })
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub use sources::RateLimit;
 
+use crate::notify::outbox::RetryPolicy;
 use crate::store::Retention;
 use crate::verify::Verifier;
 use crate::yaml::{Diagnostics, MapReader, Node, Pos, Reader};
@@ -51,6 +52,8 @@ pub struct Config {
     pub watch: bool,
     /// The longest a sender may take to send its headers, and then its body.
     pub read_timeout: Duration,
+    /// When failed notifications are retried.
+    pub retry: RetryPolicy,
     /// True when no file was read; the server then creates a demo source.
     pub embedded: bool,
 }
@@ -139,6 +142,7 @@ impl Config {
             log_level: None,
             watch: true,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            retry: RetryPolicy::default(),
             embedded: true,
         }
     }
@@ -186,6 +190,7 @@ const CONFIG_KEYS: &[&str] = &[
     "sources",
     "smtp",
     "max_body",
+    "retry",
     "retention",
     "log_format",
     "log_level",
@@ -248,6 +253,9 @@ impl ConfigReader<'_, '_> {
         }
         if let Some(node) = map.take("smtp") {
             config.smtp = self.smtp(node, base);
+        }
+        if let Some(node) = map.take("retry") {
+            config.retry = RetryPolicy::read(self.reader, node).unwrap_or_default();
         }
         self.operations(&mut map, &mut config);
         self.reader.finish(map, CONFIG_KEYS, "the configuration");

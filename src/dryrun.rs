@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::engine::{self, RenderedEmail, Verdict};
+use crate::engine::{self, Verdict};
 use crate::event::Event;
 use crate::field::Scope;
+use crate::notify::{AlertStatus, Message};
 use crate::policy::PolicySet;
 
 /// The source of a dry-run event when none is given.
@@ -45,7 +46,7 @@ pub struct PolicyReport {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Notification {
-    Email { email: RenderedEmail },
+    Rendered { message: Message },
     Error { error: String },
 }
 
@@ -92,9 +93,11 @@ pub fn run(set: &PolicySet, input: &Input) -> Report {
         let mut notifications = Vec::new();
         if matches!(verdict, Verdict::Matched { .. }) {
             report.matched.push(policy.name.clone());
-            for action in &policy.actions {
-                notifications.push(match engine::render_action(set, policy, action, &scope) {
-                    Ok(email) => Notification::Email { email },
+            for index in 0..policy.actions.len() {
+                let rendered =
+                    engine::render_message(set, policy, index, &scope, AlertStatus::Firing);
+                notifications.push(match rendered {
+                    Ok(message) => Notification::Rendered { message },
                     Err(error) => Notification::Error { error },
                 });
             }
@@ -142,14 +145,18 @@ fn write_match(out: &mut String, p: &PolicyReport) {
     }
     for n in &p.notifications {
         match n {
-            Notification::Email { email } => {
+            Notification::Rendered { message } => {
                 let _ = writeln!(
                     out,
-                    "  would email {}\n    subject: {}",
-                    email.to, email.subject
+                    "  would send {} to {}",
+                    channel(message),
+                    message.recipient()
                 );
-                for line in email.body.lines() {
-                    let _ = writeln!(out, "    | {line}");
+                let _ = writeln!(out, "    {}", message.summary());
+                if let Message::Email(email) = message {
+                    for line in email.text.lines() {
+                        let _ = writeln!(out, "    | {line}");
+                    }
                 }
             }
             Notification::Error { error } => {
@@ -159,6 +166,16 @@ fn write_match(out: &mut String, p: &PolicyReport) {
     }
     if p.notifications.is_empty() {
         let _ = writeln!(out, "  (no notify actions)");
+    }
+}
+
+fn channel(message: &Message) -> &'static str {
+    match message {
+        Message::Email(_) => "email",
+        Message::Webhook(_) => "webhook",
+        Message::Slack(_) => "slack",
+        Message::Pagerduty(_) => "pagerduty",
+        Message::Log(_) => "log",
     }
 }
 

@@ -1,5 +1,6 @@
 //! The engine: evaluates an event against the loaded policy set and turns each firing
-//! policy's actions into rendered deliveries, ready to commit with the event.
+//! (or clearing) policy's actions into rendered deliveries, ready to commit with the
+//! event; the store decides, with its incident and mute state, which are sent.
 //!
 //! The set is held behind an `Arc` so a reload can swap it while events in flight finish
 //! against the set they started with. Extractors run at most once per event, however
@@ -13,8 +14,11 @@ use time::OffsetDateTime;
 use crate::condition::Failure;
 use crate::event::{format_time, new_id, Event};
 use crate::field::Scope;
-use crate::policy::{Action, Policy, PolicySet};
-use crate::store::{Delivery, DeliveryStatus};
+use crate::notify::action::Render;
+use crate::notify::incident::{group_key, group_values};
+use crate::notify::{AlertStatus, Message};
+use crate::policy::{Policy, PolicySet};
+use crate::store::{Delivery, DeliveryStatus, IncidentPlan};
 use crate::template::Context;
 
 /// The outcome of evaluating one event.
@@ -22,7 +26,8 @@ use crate::template::Context;
 pub struct Evaluation {
     /// Names of the policies that matched, in load order.
     pub matched: Vec<String>,
-    /// Rendered notifications to commit with the event.
+    /// Rendered notifications to commit with the event; the store decides, with its
+    /// incident and mute state, which are sent.
     pub deliveries: Vec<Delivery>,
     /// The version of the policy set the event was evaluated with.
     pub policy_version: String,
@@ -113,8 +118,8 @@ impl Engine {
     }
 }
 
-/// Whether `policy` is enabled and listens to the event's source.
-fn applies(policy: &Policy, event: &Event) -> bool {
+/// Whether `policy` is enabled and sees events of `event`'s source.
+pub fn policy_applies(policy: &Policy, event: &Event) -> bool {
     policy.enabled
         && policy
             .sources
@@ -124,10 +129,19 @@ fn applies(policy: &Policy, event: &Event) -> bool {
 
 /// Whether `policy` fires for the scope's event.
 pub fn policy_matches(policy: &Policy, scope: &Scope<'_>) -> bool {
-    applies(policy, scope.event) && policy.condition.matches(scope)
+    policy_applies(policy, scope.event) && policy.condition.matches(scope)
 }
 
-/// Evaluates `event` against `set`.
+/// Whether the scope's event matches `policy`'s `clear:` conditions (and not its own).
+pub fn policy_clears(policy: &Policy, scope: &Scope<'_>) -> bool {
+    policy_applies(policy, scope.event)
+        && policy.clear.as_ref().is_some_and(|c| c.matches(scope))
+        && !policy.condition.matches(scope)
+}
+
+/// Evaluates `event` against `set`: a matching policy renders a firing delivery per
+/// action; a policy whose `clear:` matches renders a clear per action. Only the
+/// policies the index names as candidates are evaluated.
 pub fn evaluate(set: &PolicySet, event: &Event) -> Evaluation {
     let scope = Scope::new(event, &set.extractors);
     let mut evaluation = Evaluation {
@@ -135,16 +149,30 @@ pub fn evaluate(set: &PolicySet, event: &Event) -> Evaluation {
         ..Default::default()
     };
     let candidates = set.index.candidates(&event.message);
-    let candidates = candidates
+    for policy in candidates
         .iter()
-        .filter_map(|i| set.policies.get(*i as usize));
-    for policy in candidates.filter(|p| policy_matches(p, &scope)) {
-        tracing::debug!(policy = %policy.name, event_id = %event.id, "policy matched");
-        evaluation.matched.push(policy.name.clone());
-        for action in &policy.actions {
-            evaluation
-                .deliveries
-                .push(render(set, policy, action, &scope));
+        .filter_map(|i| set.policies.get(*i as usize))
+    {
+        let status = if policy_matches(policy, &scope) {
+            tracing::debug!(policy = %policy.name, event_id = %event.id, "policy matched");
+            evaluation.matched.push(policy.name.clone());
+            AlertStatus::Firing
+        } else if policy_clears(policy, &scope) {
+            tracing::debug!(policy = %policy.name, event_id = %event.id, "clear conditions matched");
+            AlertStatus::Cleared
+        } else {
+            continue;
+        };
+        for (index, action) in policy.actions.iter().enumerate() {
+            let group = group_values(&scope, policy, &action.group_by);
+            let mut delivery = render_delivery(set, policy, index as u32, &scope, status, &group);
+            delivery.plan = Some(IncidentPlan {
+                group_key: group_key(&group),
+                renotify: action.renotify,
+                resolve_after: policy.resolve_after,
+                notify: status == AlertStatus::Firing || action.on_clear,
+            });
+            evaluation.deliveries.push(delivery);
         }
     }
     evaluation
@@ -183,69 +211,74 @@ pub fn verdict(policy: &Policy, scope: &Scope<'_>) -> Verdict {
     }
 }
 
-/// A rendered email: recipients, subject and body.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RenderedEmail {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-}
-
-/// Renders an action for the scope's event.
-pub fn render_action(
+/// Renders the `index`th action of `policy` for the scope's event, as it would be sent.
+pub fn render_message(
     set: &PolicySet,
     policy: &Policy,
-    action: &Action,
+    index: usize,
     scope: &Scope<'_>,
-) -> Result<RenderedEmail, String> {
-    let Action::Email(email) = action;
-    let context = Context::new(policy, scope.event, scope.fields(&policy.extractors));
-    let to = email
-        .to
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let subject = set.templates.render(&email.subject, &context)?;
-    let body = set.templates.render(&email.body, &context)?;
-    Ok(RenderedEmail { to, subject, body })
+    status: AlertStatus,
+) -> Result<Message, String> {
+    let action = policy
+        .actions
+        .get(index)
+        .ok_or("the action no longer exists")?;
+    let group = group_values(scope, policy, &action.group_by);
+    let fields = scope.template_fields(&policy.extractors);
+    let context = Context::new(policy, scope.event, fields).with_status(status);
+    let render = Render {
+        templates: &set.templates,
+        context: &context,
+        group: &group,
+    };
+    action.render(&render)
 }
 
-/// Renders one action into a delivery. A template that fails at render time still
-/// yields a delivery, marked failed with the reason, so the ledger shows what was lost.
-fn render(set: &PolicySet, policy: &Policy, action: &Action, scope: &Scope<'_>) -> Delivery {
+/// Renders the `index`th action of `policy` into a delivery. A template that fails at
+/// render time still yields a delivery, dead with the reason, so the ledger shows what
+/// was lost and why.
+pub fn render_delivery(
+    set: &PolicySet,
+    policy: &Policy,
+    index: u32,
+    scope: &Scope<'_>,
+    status: AlertStatus,
+    group: &[String],
+) -> Delivery {
     let event = scope.event;
     let now = format_time(OffsetDateTime::now_utc());
     let mut delivery = Delivery {
         id: new_id(),
         event_id: event.id.clone(),
         policy: policy.name.clone(),
-        channel: "email".to_string(),
-        recipient: String::new(),
-        subject: String::new(),
-        body: String::new(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        last_error: None,
+        action: index,
+        alert: status,
         created_at: now.clone(),
         updated_at: now,
+        ..Delivery::default()
     };
-    match render_action(set, policy, action, scope) {
-        Ok(email) => {
-            delivery.recipient = email.to;
-            delivery.subject = email.subject;
-            delivery.body = email.body;
+    let Some(action) = policy.actions.get(index as usize) else {
+        delivery.status = DeliveryStatus::Dead;
+        delivery.last_error = Some("the action no longer exists".to_string());
+        return delivery;
+    };
+    delivery.channel = action.channel_name().to_string();
+    let fields = scope.template_fields(&policy.extractors);
+    let context = Context::new(policy, event, fields).with_status(status);
+    let render = Render {
+        templates: &set.templates,
+        context: &context,
+        group,
+    };
+    match action.render(&render) {
+        Ok(message) => {
+            delivery.recipient = message.recipient();
+            delivery.subject = message.summary();
+            delivery.message = Some(message);
         }
         Err(e) => {
-            tracing::error!(policy = %policy.name, event_id = %event.id, error = %e, "template failed to render; the email is not sent");
-            let Action::Email(email) = action;
-            delivery.recipient = email
-                .to
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            delivery.status = DeliveryStatus::Failed;
+            tracing::error!(policy = %policy.name, event_id = %event.id, action = index, error = %e, "a template failed to render; the notification is not sent");
+            delivery.status = DeliveryStatus::Dead;
             delivery.last_error = Some(format!("template failed to render: {e}"));
         }
     }

@@ -94,6 +94,22 @@ impl<'e> Scope<'e> {
     }
 }
 
+impl Scope<'_> {
+    /// The fields for templates: as [`Scope::fields`], plus every name the extractors
+    /// declare but did not find, as empty text, so a template that names an optional
+    /// field still renders (`{% if fields.error %}` tells the two apart).
+    pub fn template_fields(&self, ids: &[usize]) -> serde_json::Map<String, Value> {
+        let mut map = self.fields(ids);
+        for extractor in ids.iter().filter_map(|id| self.extractors.get(*id)) {
+            for name in extractor.names().unwrap_or_default() {
+                map.entry(name)
+                    .or_insert_with(|| Value::String(String::new()));
+            }
+        }
+        map
+    }
+}
+
 impl FieldRef {
     /// The value of this field in the scope's event, or `None` when it has none.
     /// A JSON `null` counts as no value.

@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::engine::{self, Verdict};
 use crate::event::Event;
 use crate::field::{number, Scope};
+use crate::notify::AlertStatus;
 use crate::policy::{Policy, PolicySet};
 use crate::yaml::{Node, Reader};
 
@@ -245,13 +246,13 @@ pub fn check(set: &PolicySet, policy: &Policy, fixture: &Fixture) -> Vec<String>
         }
     }
     if let Some(want) = &fixture.expect.subject {
-        let action = policy.actions.first();
-        let got = action.map(|a| engine::render_action(set, policy, a, &scope));
+        let got = (!policy.actions.is_empty())
+            .then(|| engine::render_message(set, policy, 0, &scope, AlertStatus::Firing));
         match got {
-            Some(Ok(email)) if email.subject == *want => {}
-            Some(Ok(email)) => problems.push(format!(
+            Some(Ok(message)) if message.summary() == *want => {}
+            Some(Ok(message)) => problems.push(format!(
                 "subject: expected `{want}`, got `{}`",
-                email.subject
+                message.summary()
             )),
             Some(Err(e)) => problems.push(format!(
                 "subject: expected `{want}`, but rendering failed: {e}"

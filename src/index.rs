@@ -11,7 +11,8 @@
 //! `not_contains`, or JSON fields) is always evaluated, at its own cost.
 //!
 //! The index only narrows: every candidate is still evaluated in full, so it can never
-//! make a policy match that would not.
+//! make a policy match that would not. Policies with `clear:` conditions are always
+//! evaluated, since those conditions hold on events the policy itself does not match.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor as LiteralExtractor, Seq};
@@ -45,7 +46,10 @@ impl Index {
         let mut ids: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
         let mut index = Index::default();
         for (i, policy) in policies.iter().enumerate() {
-            let Some(needed) = necessary(&policy.condition, extractors) else {
+            // `clear:` conditions are tested on events the policy itself does not match.
+            let needed =
+                necessary(&policy.condition, extractors).filter(|_| policy.clear.is_none());
+            let Some(needed) = needed else {
                 index.always.push(i as u32);
                 continue;
             };

@@ -17,10 +17,13 @@
 //! - [`template`]: notification templates.
 //! - [`index`]: narrows the policies a message can match with one Aho-Corasick pass.
 //! - [`engine`]: evaluates an event against the set and renders deliveries.
-//! - [`store`]: durable events and deliveries behind the [`store::Store`] trait.
-//! - [`notify`]: sends deliveries (email today).
+//! - [`store`]: durable events, deliveries (the outbox), incidents and mutes behind the
+//!   [`store::Store`] trait.
+//! - [`notify`]: the channels (email, webhook, Slack, PagerDuty, log), incidents, retries
+//!   and the dispatcher that sends what the store holds.
 //! - [`explain`]: why each policy did or did not match a stored event.
-//! - [`api`]: the Event Explorer API and the operations endpoints.
+//! - [`api`]: the Event Explorer API, the notification ledger, mutes, and the operations
+//!   endpoints.
 //! - [`web`]: the Event Explorer and policies pages for people.
 //! - [`metrics`]: Prometheus text exposition.
 //! - [`reload`]: swapping in a new policy set (API, SIGHUP, directory watch).

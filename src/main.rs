@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tripline::config::{Config, LogFormat};
+use tripline::notify::cli;
 use tripline::policy::PolicySet;
 
 #[derive(Parser)]
@@ -38,6 +39,50 @@ enum Command {
     },
     /// Dry-run one message against the policies (nothing is sent), or run their fixtures.
     Test(TestArgs),
+    /// Work with the notification ledger.
+    Notifications {
+        #[command(subcommand)]
+        command: NotificationsCommand,
+    },
+    /// Silence a policy's notifications for a while; its events are still recorded.
+    Mute {
+        #[arg(long, env = "TRIPLINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The policy's name.
+        policy: String,
+        /// How long, such as `30m`, `2h` or `1d`.
+        #[arg(long = "for", value_name = "DURATION", conflicts_with_all = ["until", "off"])]
+        duration: Option<String>,
+        /// Until an RFC 3339 time, such as `2026-01-01T12:00:00Z`.
+        #[arg(long, conflicts_with = "off")]
+        until: Option<String>,
+        /// Lift the mute now.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Render a policy's actions with a sample event and really send them.
+    NotifyTest {
+        #[arg(long, env = "TRIPLINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The policy whose actions are sent.
+        #[arg(long)]
+        policy: String,
+        /// Only this action, counted from 1 in the policy's `notify:` list.
+        #[arg(long)]
+        action: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotificationsCommand {
+    /// Send dead (or failed) notifications again, now, with a fresh retry schedule.
+    Retry {
+        #[arg(long, env = "TRIPLINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Notification ids, as `GET /api/notifications` lists them.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -92,6 +137,31 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => serve(config, listen),
         Command::Check { config, paths } => check(config, paths),
         Command::Test(args) => test(args),
+        Command::Notifications {
+            command: NotificationsCommand::Retry { config, ids },
+        } => with_config(config, |c| cli::retry(c, &ids)),
+        Command::Mute {
+            config,
+            policy,
+            duration,
+            until,
+            off,
+        } => with_config(config, |c| {
+            let change = match (duration, until, off) {
+                (_, _, true) => cli::MuteChange::Off,
+                (Some(d), _, _) => cli::MuteChange::For(d),
+                (None, Some(u), _) => cli::MuteChange::Until(u),
+                (None, None, false) => {
+                    return Err("say how long: `--for 2h`, `--until TIME`, or `--off`".into())
+                }
+            };
+            cli::mute(c, &policy, change)
+        }),
+        Command::NotifyTest {
+            config,
+            policy,
+            action,
+        } => with_config(config, |c| cli::notify_test(c, &policy, action)),
     }
 }
 
@@ -99,6 +169,25 @@ fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
     match path {
         Some(path) => Config::load(&path).map_err(|d| d.to_string()),
         None => Ok(Config::embedded()),
+    }
+}
+
+/// Runs a command that needs the configuration; its `Ok` text goes to stdout and its
+/// `Err` text to stderr with exit status 1.
+fn with_config(
+    path: Option<PathBuf>,
+    run: impl FnOnce(&Config) -> Result<String, String>,
+) -> ExitCode {
+    let outcome = load_config(path).and_then(|config| run(&config));
+    match outcome {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(text) => {
+            eprintln!("{}", text.trim_end());
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -7,8 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use lettre::message::Mailbox;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -17,7 +16,8 @@ use crate::event::Category;
 use crate::extract::{self, Extractor};
 use crate::field::Names;
 use crate::fixture::{self, Fixture};
-use crate::template::{TemplateId, Templates};
+use crate::notify::action::optional;
+use crate::template::Templates;
 use crate::yaml::{Diagnostics, Kind, Node, Pos, Reader};
 
 const POLICY_KEYS: &[&str] = &[
@@ -31,16 +31,9 @@ const POLICY_KEYS: &[&str] = &[
     "conditions",
     "notify",
     "tests",
+    "clear",
+    "resolve_after",
 ];
-const EMAIL_KEYS: &[&str] = &["to", "subject", "body"];
-const ACTION_KINDS: &[&str] = &["email"];
-
-/// The subject used when an email action gives none.
-pub const DEFAULT_SUBJECT: &str = "[{{ category }}] {{ policy }}";
-
-/// The body used when an email action gives none.
-pub const DEFAULT_BODY: &str = "Policy: {{ policy }}\nCategory: {{ category }}\nSource: {{ source }}\n\
-Received: {{ received_at }}\nEvent: {{ event_id }}\n{% if title %}Title: {{ title }}\n{% endif %}\n{{ message }}\n";
 
 /// A compiled policy.
 #[derive(Debug)]
@@ -58,23 +51,15 @@ pub struct Policy {
     pub actions: Vec<Action>,
     /// Fixture tests kept with the policy (`tests:`).
     pub fixtures: Vec<Fixture>,
+    /// Conditions (all must hold) under which a later event resolves the open incident.
+    pub clear: Option<Condition>,
+    /// An open incident with no matching event for this long is resolved.
+    pub resolve_after: Option<Duration>,
     /// The file the policy came from, for messages.
     pub file: Arc<str>,
 }
 
-/// Something a policy does when it fires.
-#[derive(Debug)]
-pub enum Action {
-    Email(EmailAction),
-}
-
-/// Send an email; subject and body are templates.
-#[derive(Debug)]
-pub struct EmailAction {
-    pub to: Vec<Mailbox>,
-    pub subject: TemplateId,
-    pub body: TemplateId,
-}
+pub use crate::notify::action::Action;
 
 /// Every loaded policy with its templates; immutable once built.
 #[derive(Debug, Default)]
@@ -354,13 +339,27 @@ impl PolicyReader<'_> {
             }
         };
         let actions = match map.take("notify") {
-            Some(n) => self.actions(n),
+            Some(n) => crate::notify::action::read_list(self.reader, self.templates, n),
             None => Some(Vec::new()),
         };
         let fixtures = match map.take("tests") {
             Some(n) => fixture::read_list(self.reader, n),
             None => Some(Vec::new()),
         };
+        let clear = map.take("clear").map(|n| {
+            let mut cx = ConditionReader {
+                reader: self.reader,
+                names: &names,
+            };
+            cx.list(n, "`clear`").map(Condition::All)
+        });
+        let resolve_after = map
+            .take("resolve_after")
+            .map(|n| crate::notify::duration::read(self.reader, n, "`resolve_after`"));
+        if let Some(actions) = &actions {
+            let can_clear = clear.is_some() || resolve_after.is_some();
+            crate::notify::action::check_on_clear(self.reader, actions, can_clear);
+        }
         self.reader.finish(map, POLICY_KEYS, "a policy");
         let policy = (|| {
             Some(Policy {
@@ -377,6 +376,8 @@ impl PolicyReader<'_> {
                 actions: actions?,
                 extractors: extractors?,
                 fixtures: fixtures?,
+                clear: optional(clear)?,
+                resolve_after: optional(resolve_after)?,
                 file: self.reader.path().clone(),
             })
         })();
@@ -460,84 +461,6 @@ impl PolicyReader<'_> {
             }
         }
         Some(list.into_iter().map(|(name, _)| name).collect())
-    }
-
-    fn actions(&mut self, node: &Node) -> Option<Vec<Action>> {
-        let items = self.reader.seq(node, "`notify`")?;
-        let actions: Vec<Option<Action>> = items.iter().map(|n| self.action(n)).collect();
-        actions.into_iter().collect()
-    }
-
-    fn action(&mut self, node: &Node) -> Option<Action> {
-        let mut map = self.reader.map(node, "an action")?;
-        let email = map.take("email");
-        self.reader.finish(map, ACTION_KINDS, "an action");
-        match email {
-            Some(n) => self.email(n).map(Action::Email),
-            None => {
-                let message = format!(
-                    "this action names no channel; use one of {}",
-                    crate::yaml::backticked(ACTION_KINDS)
-                );
-                self.reader.error(node.pos, message);
-                None
-            }
-        }
-    }
-
-    fn email(&mut self, node: &Node) -> Option<EmailAction> {
-        let mut map = self.reader.map(node, "`email`")?;
-        let to = match map.take("to") {
-            Some(n) => self.recipients(n),
-            None => {
-                self.reader
-                    .error(map.pos, "`email` needs `to`: one address or a list");
-                None
-            }
-        };
-        let subject = self.template(map.take("subject"), map.pos, "`subject`", DEFAULT_SUBJECT);
-        let body = self.template(map.take("body"), map.pos, "`body`", DEFAULT_BODY);
-        self.reader.finish(map, EMAIL_KEYS, "`email`");
-        Some(EmailAction {
-            to: to?,
-            subject: subject?,
-            body: body?,
-        })
-    }
-
-    fn recipients(&mut self, node: &Node) -> Option<Vec<Mailbox>> {
-        let list = self.reader.str_list(node, "`to`")?;
-        let mut out = Vec::with_capacity(list.len());
-        for (text, pos) in list {
-            match text.parse::<Mailbox>() {
-                Ok(mailbox) => out.push(mailbox),
-                Err(_) => {
-                    let message = format!("`{text}` is not an email address; write `name@example.com` or `Name <name@example.com>`");
-                    self.reader.error(pos, message);
-                }
-            }
-        }
-        if out.is_empty() && self.reader.diagnostics.is_empty() {
-            self.reader
-                .error(node.pos, "`to` needs at least one address");
-        }
-        Some(out)
-    }
-
-    fn template(
-        &mut self,
-        node: Option<&Node>,
-        pos: Pos,
-        what: &str,
-        default: &str,
-    ) -> Option<TemplateId> {
-        match node {
-            Some(node) => {
-                let source = self.reader.str(node, what)?;
-                self.templates.add(self.reader, node.pos, what, source)
-            }
-            None => self.templates.add(self.reader, pos, what, default),
-        }
     }
 }
 

@@ -18,6 +18,7 @@ use crate::ingest::Sources;
 use crate::metrics::Metrics;
 use crate::notify::dispatcher::Dispatcher;
 use crate::notify::email::Mailer;
+use crate::notify::send::Senders;
 use crate::reload::Reloader;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Retention, Store};
@@ -114,11 +115,14 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         None => Mailer::folder(&config.data_dir.join("mail")),
     };
     tracing::info!(to = %mailer.describe(), "email goes here");
-    let dispatcher = Dispatcher::start(store.clone(), Arc::new(mailer));
+    let engine = Arc::new(Engine::new(policies));
+    let senders = Arc::new(Senders::new(mailer));
+    let dispatcher =
+        Dispatcher::start(store.clone(), senders, engine.clone(), config.retry.clone());
 
     let state = Arc::new(AppState {
         sources: Sources::new(&config.sources),
-        engine: Arc::new(Engine::new(policies)),
+        engine,
         store,
         dispatcher,
         max_body: config.max_body,

@@ -8,6 +8,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::event::{Category, Event};
+use crate::notify::AlertStatus;
 use crate::yaml::{backticked, suggest, Pos, Reader};
 
 /// The variables every template sees.
@@ -25,6 +26,7 @@ pub const VARIABLES: &[&str] = &[
     "query",
     "fields",
     "json",
+    "status",
 ];
 
 /// Names minijinja provides itself, accepted in templates.
@@ -70,6 +72,8 @@ pub struct Context<'a> {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// The JSON body, when there is one.
     pub json: Option<&'a serde_json::Value>,
+    /// `firing`, or `cleared` for a clear notification.
+    pub status: AlertStatus,
 }
 
 impl<'a> Context<'a> {
@@ -101,7 +105,14 @@ impl<'a> Context<'a> {
                 .collect(),
             fields,
             json: event.json.as_ref(),
+            status: AlertStatus::Firing,
         }
+    }
+
+    /// The same context for a notification of `status`.
+    pub fn with_status(mut self, status: AlertStatus) -> Self {
+        self.status = status;
+        self
     }
 }
 
@@ -128,6 +139,11 @@ impl Templates {
             }
         }
         self.fields = fields;
+    }
+
+    /// The extracted names the policy being read can produce; `None` when any may appear.
+    pub fn fields(&self) -> Option<&[String]> {
+        self.fields.as_deref()
     }
 
     /// Reports `fields.NAME` uses that no extractor of the policy produces.
@@ -250,8 +266,10 @@ mod tests {
 
     #[test]
     fn renders_event_values() {
-        let (templates, id) =
-            add("[{{ category }}] {{ policy }}: {{ message | upper }} from {{ source }}").unwrap();
+        let (templates, id) = add(
+            "[{{ category }}] {{ policy }} {{ status }}: {{ message | upper }} from {{ source }}",
+        )
+        .unwrap();
         let context = Context {
             policy: "deploys",
             description: "",
@@ -266,10 +284,11 @@ mod tests {
             query: Default::default(),
             fields: Default::default(),
             json: None,
+            status: AlertStatus::Cleared,
         };
         assert_eq!(
             templates.render(&id, &context).unwrap(),
-            "[critical] deploys: FAILED from ci"
+            "[critical] deploys cleared: FAILED from ci"
         );
     }
 

@@ -47,7 +47,7 @@ fn a_dry_run_shows_matches_fields_notifications_and_reasons() {
         text.contains("MATCH github-workflow-failed\n  field actor = \"octocat\"\n"),
         "{text}"
     );
-    assert!(text.contains("  would email dev-oncall@example.com\n    subject: [critical] acme/api: CI failed on main\n"), "{text}");
+    assert!(text.contains("  would send email to dev-oncall@example.com\n    [critical] acme/api: CI failed on main\n"), "{text}");
     assert!(text.contains("no match app-log-errors\n  policies/app-log-errors.yaml:16:5: `env` equals `production` failed; the event has no such field\n"), "{text}");
 }
 
@@ -73,8 +73,10 @@ fn json_output_reads_stdin_and_lists_matches_fields_and_reasons() {
         .find(|p| p["policy"] == "app-log-errors")
         .unwrap();
     assert_eq!(app["fields"]["status"], "502");
+    let message = &app["notifications"][0]["message"];
+    assert_eq!(message["channel"], "email");
     assert_eq!(
-        app["notifications"][0]["email"]["subject"],
+        message["subject"],
         "[warning] checkout: payment provider call failed"
     );
     let stripe = policies

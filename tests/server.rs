@@ -171,9 +171,10 @@ async fn a_refused_login_is_recorded_with_the_server_reply_and_the_server_keeps_
     let server = TestServer::start(&ws, &[]);
 
     server.send("deploy failed").await;
+    // A refused login is a permanent (5xx) failure: dead at once, not retried.
     let ledger = server
         .wait_json("/api/notifications", |j| {
-            j["notifications"][0]["status"] == "failed"
+            j["notifications"][0]["status"] == "dead"
         })
         .await;
     let error = ledger["notifications"][0]["last_error"]
@@ -395,6 +396,7 @@ async fn a_delivery_left_pending_by_a_crash_is_sent_on_start() {
         last_error: None,
         created_at: "2026-01-01T00:00:00.000Z".into(),
         updated_at: "2026-01-01T00:00:00.000Z".into(),
+        ..Delivery::default()
     };
     store
         .insert_event(&event, "v0", &["deploy-failed".into()], &[delivery])

@@ -1,113 +1,206 @@
-//! The dispatcher: sends committed deliveries without holding up ingest.
+//! The dispatcher: claims due deliveries from the store and sends them, without
+//! holding up ingest.
 //!
-//! Ingest hands it each delivery after the commit. On start it also picks up what a
-//! previous run left pending, so a crash between commit and send loses nothing.
-//! Each delivery is tried once; a failure is recorded with the server's reply.
+//! Nothing is handed over in memory: ingest commits deliveries and only wakes the
+//! dispatcher, which claims what is due from the store. So a crash at any point loses
+//! nothing; a delivery sent but not yet recorded is sent again after a restart, with
+//! the same Message-ID or `webhook-id` so the receiver can tell. Failures are retried
+//! on the [`RetryPolicy`]; the same loop resolves quiet incidents.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
-use super::email::Mailer;
-use crate::store::{Delivery, DeliveryStatus, Store};
+use super::outbox::RetryPolicy;
+use super::send::Senders;
+use super::{incident, Failure};
+use crate::engine::Engine;
+use crate::store::{now_ms, Claimed, Delivery, Store, StoreError};
 
 /// How many deliveries are sent at the same time.
 pub const MAX_CONCURRENT_SENDS: usize = 8;
 
-/// A handle for queueing deliveries.
+/// How many due deliveries one claim takes.
+pub const CLAIM_BATCH: usize = 32;
+
+/// The longest the loop sleeps, so changes made by another process (a retry or a mute
+/// from the command line) are seen within it.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a claim holds; longer than any send may take.
+pub const LEASE: Duration = Duration::from_secs(600);
+
+/// A handle that wakes the dispatcher when new deliveries are committed.
 #[derive(Clone)]
 pub struct Dispatcher {
-    queue: mpsc::UnboundedSender<Delivery>,
+    wake: Arc<Notify>,
+}
+
+struct Worker {
+    store: Arc<dyn Store>,
+    senders: Arc<Senders>,
+    engine: Arc<Engine>,
+    retry: RetryPolicy,
+    wake: Arc<Notify>,
 }
 
 impl Dispatcher {
-    /// Starts the dispatcher task; it first resumes the store's pending deliveries.
-    pub fn start(store: Arc<dyn Store>, mailer: Arc<Mailer>) -> Self {
-        let (queue, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, mailer, receiver));
-        Dispatcher { queue }
+    /// Starts the dispatcher task. It first releases claims a previous run left.
+    pub fn start(
+        store: Arc<dyn Store>,
+        senders: Arc<Senders>,
+        engine: Arc<Engine>,
+        retry: RetryPolicy,
+    ) -> Self {
+        let wake = Arc::new(Notify::new());
+        let worker = Worker {
+            store,
+            senders,
+            engine,
+            retry,
+            wake: wake.clone(),
+        };
+        tokio::spawn(worker.run());
+        Dispatcher { wake }
     }
 
-    /// Queues committed deliveries for sending.
+    /// Tells the dispatcher that deliveries were committed; they are read from the store.
     pub fn enqueue(&self, deliveries: Vec<Delivery>) {
-        for delivery in deliveries
-            .into_iter()
-            .filter(|d| d.status == DeliveryStatus::Pending)
-        {
-            if self.queue.send(delivery).is_err() {
-                tracing::error!(
-                    "the dispatcher has stopped; the delivery stays pending until restart"
-                );
-            }
+        if !deliveries.is_empty() {
+            self.wake.notify_one();
         }
+    }
+
+    /// Wakes the dispatcher, e.g. after a delivery was queued for retry.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 }
 
-async fn run(
-    store: Arc<dyn Store>,
-    mailer: Arc<Mailer>,
-    mut receiver: mpsc::UnboundedReceiver<Delivery>,
-) {
-    let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_SENDS));
-    let pending = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || store.pending_deliveries()).await
-    };
-    match pending {
-        Ok(Ok(pending)) => {
-            if !pending.is_empty() {
-                tracing::info!(count = pending.len(), "resuming deliveries left pending");
-            }
-            for delivery in pending {
-                spawn_send(&limit, &store, &mailer, delivery).await;
-            }
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot read pending deliveries; they stay pending")
-        }
-        Err(e) => tracing::error!(error = %e, "reading pending deliveries failed"),
-    }
-    while let Some(delivery) = receiver.recv().await {
-        spawn_send(&limit, &store, &mailer, delivery).await;
-    }
-}
-
-async fn spawn_send(
-    limit: &Arc<Semaphore>,
+/// Runs a blocking store call off the async runtime.
+async fn blocking<T: Send + 'static>(
     store: &Arc<dyn Store>,
-    mailer: &Arc<Mailer>,
-    delivery: Delivery,
-) {
-    let Ok(permit) = limit.clone().acquire_owned().await else {
-        return;
-    };
-    let (store, mailer) = (store.clone(), mailer.clone());
-    tokio::spawn(async move {
-        send_one(&store, &mailer, &delivery).await;
-        drop(permit);
-    });
+    f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-async fn send_one(store: &Arc<dyn Store>, mailer: &Mailer, delivery: &Delivery) {
-    let outcome = mailer.send(delivery).await;
-    match &outcome {
-        Ok(()) => tracing::info!(
-            delivery_id = %delivery.id, event_id = %delivery.event_id, policy = %delivery.policy,
-            channel = %delivery.channel, to = %delivery.recipient, via = %mailer.describe(),
-            "notification sent"
-        ),
-        Err(reply) => tracing::warn!(
-            delivery_id = %delivery.id, event_id = %delivery.event_id, policy = %delivery.policy,
-            channel = %delivery.channel, to = %delivery.recipient, reply = %reply,
-            "notification failed"
-        ),
+impl Worker {
+    async fn run(self) {
+        if let Err(e) = blocking(&self.store, |s| s.release_claims()).await {
+            tracing::error!(error = %e, "cannot release the claims of a previous run");
+        }
+        let worker = Arc::new(self);
+        let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_SENDS));
+        loop {
+            let (store, engine) = (worker.store.clone(), worker.engine.clone());
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || incident::sweep(&store, &engine)).await
+            {
+                tracing::error!(error = %e, "the incident sweep failed");
+            }
+            let claimed = worker.claim().await;
+            let full = claimed.len() == CLAIM_BATCH;
+            for claim in claimed {
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    return;
+                };
+                let worker = worker.clone();
+                tokio::spawn(async move {
+                    worker.send_one(claim).await;
+                    drop(permit);
+                    worker.wake.notify_one();
+                });
+            }
+            if !full {
+                let pause = worker.pause().await;
+                tokio::select! {
+                    _ = worker.wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
     }
-    let (store, id) = (store.clone(), delivery.id.clone());
-    let recorded = tokio::task::spawn_blocking(move || {
-        store.record_attempt(&id, outcome.as_ref().map(|_| ()).map_err(String::as_str))
-    })
-    .await;
-    if !matches!(recorded, Ok(Ok(()))) {
-        tracing::error!(delivery_id = %delivery.id, "cannot record the delivery attempt; it may be sent again after a restart");
+
+    async fn claim(&self) -> Vec<Claimed> {
+        let lease = LEASE.as_millis() as i64;
+        match blocking(&self.store, move |s| {
+            s.claim_due(now_ms(), lease, CLAIM_BATCH)
+        })
+        .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim due deliveries; trying again shortly");
+                Vec::new()
+            }
+        }
+    }
+
+    /// How long to sleep: until the next delivery or quiet incident is due, at most
+    /// [`POLL_INTERVAL`].
+    async fn pause(&self) -> Duration {
+        let next = blocking(&self.store, |s| {
+            let due = s.next_due()?;
+            let quiet = s.next_quiet()?;
+            Ok(due.into_iter().chain(quiet).min())
+        })
+        .await;
+        match next {
+            Ok(Some(at)) => {
+                let wait = u64::try_from(at - now_ms()).unwrap_or(0);
+                Duration::from_millis(wait).min(POLL_INTERVAL)
+            }
+            _ => POLL_INTERVAL,
+        }
+    }
+
+    async fn send_one(&self, claim: Claimed) {
+        let d = &claim.delivery;
+        let outcome = match &claim.message_error {
+            Some(error) => Err(Failure::permanent(error.clone())),
+            None => self.senders.send(d).await,
+        };
+        let now = now_ms();
+        let id = d.id.clone();
+        let recorded = match outcome {
+            Ok(reply) => {
+                tracing::info!(delivery_id = %d.id, event_id = %d.event_id, policy = %d.policy, channel = %d.channel, to = %d.recipient, alert = d.alert.as_str(), reply = %reply, "notification sent");
+                blocking(&self.store, move |s| s.record_sent(&id, &reply, now)).await
+            }
+            Err(failure) => {
+                let next = self.retry.next_attempt(
+                    failure.retry,
+                    claim.retry_step,
+                    claim.retry_since,
+                    now,
+                    fastrand::f64(),
+                );
+                log_failure(d, &failure, next, now);
+                blocking(&self.store, move |s| {
+                    s.record_failure(&id, &failure.text, next, now)
+                })
+                .await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(delivery_id = %d.id, error = %e, "cannot record the delivery attempt; it may be sent again, with the same id, once its claim expires");
+        }
+    }
+}
+
+fn log_failure(d: &Delivery, failure: &Failure, next: Option<i64>, now: i64) {
+    match next {
+        Some(at) => {
+            tracing::warn!(delivery_id = %d.id, event_id = %d.event_id, policy = %d.policy, channel = %d.channel, to = %d.recipient, reply = %failure.text, retry_in_ms = at - now, "notification failed; it will be retried")
+        }
+        None => {
+            tracing::error!(delivery_id = %d.id, event_id = %d.event_id, policy = %d.policy, channel = %d.channel, to = %d.recipient, reply = %failure.text, attempts = d.attempts + 1, "notification failed and is dead; retry it once the cause is fixed")
+        }
     }
 }

@@ -7,9 +7,13 @@
 
 pub mod sqlite;
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::event::{Category, Event};
+use crate::notify::action::Renotify;
+use crate::notify::{AlertStatus, Message};
 
 /// What can go wrong in the store. Details go to the log, never to a sender.
 #[derive(Debug, thiserror::Error)]
@@ -30,23 +34,36 @@ pub enum StoreError {
 }
 
 /// Where a delivery stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryStatus {
     /// Committed, not yet attempted.
+    #[default]
     Pending,
-    /// Accepted by the remote server (or written to the mail folder).
+    /// Accepted by the remote server (or written to the mail folder, or logged).
     Sent,
-    /// The attempt failed; `last_error` says why.
+    /// The last attempt failed temporarily; another is scheduled at `next_attempt_at`.
     Failed,
+    /// Given up: a permanent failure, or every retry failed. Can be retried by hand.
+    Dead,
+    /// Not sent: the incident already notified within its `renotify` interval.
+    Suppressed,
+    /// Not sent: the policy was muted.
+    Muted,
 }
 
 impl DeliveryStatus {
+    pub const NAMES: &'static [&'static str] =
+        &["pending", "sent", "failed", "dead", "suppressed", "muted"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Sent => "sent",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Dead => "dead",
+            DeliveryStatus::Suppressed => "suppressed",
+            DeliveryStatus::Muted => "muted",
         }
     }
 
@@ -55,28 +72,114 @@ impl DeliveryStatus {
             "pending" => Some(DeliveryStatus::Pending),
             "sent" => Some(DeliveryStatus::Sent),
             "failed" => Some(DeliveryStatus::Failed),
+            "dead" => Some(DeliveryStatus::Dead),
+            "suppressed" => Some(DeliveryStatus::Suppressed),
+            "muted" => Some(DeliveryStatus::Muted),
             _ => None,
         }
     }
 }
 
-/// One notification to one channel, rendered when the policy fired.
-#[derive(Clone, Debug, Serialize)]
+/// One notification to one channel, rendered when the policy fired or cleared.
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Delivery {
     pub id: String,
     pub event_id: String,
     pub policy: String,
+    /// The action's position in the policy's `notify:` list, from 0.
+    pub action: u32,
     pub channel: String,
-    /// Recipients as written in the message, comma separated.
+    /// Whether it announces a problem or its end.
+    pub alert: AlertStatus,
+    /// Who receives it, for the ledger: addresses, or the URL as written.
     pub recipient: String,
+    /// A one-line description: the subject, the Slack text, the PagerDuty summary.
     pub subject: String,
+    /// The email text of deliveries written before messages were stored whole.
     pub body: String,
+    /// What is sent; `None` only for rows from before messages were stored.
+    #[serde(skip)]
+    pub message: Option<Message>,
     pub status: DeliveryStatus,
     pub attempts: u32,
-    /// The last failure: the remote server's reply or the connection error.
+    /// The last failure: the remote server's reply or the local error.
     pub last_error: Option<String>,
+    /// The reply to the successful attempt, such as `250 2.0.0 OK` or `HTTP 202`.
+    pub response: Option<String>,
+    /// When the next attempt is due, for pending and failed deliveries.
+    pub next_attempt_at: Option<String>,
+    pub incident_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    pub sent_at: Option<String>,
+    /// How the store's transaction is to treat this delivery's incident.
+    #[serde(skip)]
+    pub plan: Option<IncidentPlan>,
+}
+
+/// Incident bookkeeping for a rendered delivery, decided inside the commit so that
+/// the decision and the event are durable together.
+#[derive(Clone, Debug)]
+pub struct IncidentPlan {
+    /// The `group_by` values, as a JSON list.
+    pub group_key: String,
+    pub renotify: Renotify,
+    /// The policy's `resolve_after`, kept with the incident for the sweeper.
+    pub resolve_after: Option<Duration>,
+    /// For a clear: whether it is notified (`on_clear`) or only resolves the incident.
+    pub notify: bool,
+}
+
+/// Which deliveries a ledger query wants.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    pub event_id: Option<String>,
+    pub policy: Option<String>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// What became of a request to send a delivery again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Queued to be sent now.
+    Queued,
+    NotFound,
+    /// Only dead and failed deliveries can be retried; this is its status.
+    NotRetryable(DeliveryStatus),
+}
+
+/// A delivery claimed for sending, with where it stands in its retry schedule.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    /// Why the stored message could not be read, if it could not.
+    pub message_error: Option<String>,
+    /// Failed attempts since the schedule started.
+    pub retry_step: u32,
+    /// When the schedule started (first attempt or manual retry), Unix milliseconds.
+    pub retry_since: i64,
+}
+
+/// An open incident that has been quiet past its `resolve_after`.
+#[derive(Clone, Debug)]
+pub struct QuietIncident {
+    pub id: String,
+    pub policy: String,
+    pub action: u32,
+    pub group_key: String,
+    /// Unix milliseconds; resolving checks it is unchanged, so a new event wins.
+    pub last_seen_at: i64,
+    pub last_event_id: String,
+    /// Whether a notification was sent while it was open.
+    pub notified: bool,
+}
+
+/// A policy silenced until a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mute {
+    pub policy: String,
+    /// Unix milliseconds.
+    pub until: i64,
 }
 
 /// An event as stored, with the names of the policies it matched.
@@ -183,9 +286,11 @@ pub struct StoreStats {
     pub outbox_depth: u64,
 }
 
-/// Storage for events and deliveries.
+/// Storage for events, deliveries, incidents and mutes. Times are Unix milliseconds.
 pub trait Store: Send + Sync + 'static {
     /// Commits an event, its matches and its deliveries in one durable transaction.
+    /// A delivery with an [`IncidentPlan`] is decided here: it opens, renotifies or
+    /// clears its incident, and becomes suppressed or muted when it should not be sent.
     fn insert_event(
         &self,
         event: &Event,
@@ -200,21 +305,18 @@ pub trait Store: Send + Sync + 'static {
     /// The newest events first, at most `limit`.
     fn recent_events(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// Deliveries newest first, at most `limit`; only those of `event_id` when given.
-    fn deliveries(&self, event_id: Option<&str>, limit: usize)
-        -> Result<Vec<Delivery>, StoreError>;
+    /// Deliveries newest first, at most `limit`, that pass `filter`.
+    fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
 
     /// Keeps the files of a policy set under its version; a known version is kept as is.
     fn save_policy_set(&self, version: &str, files: &[(String, String)]) -> Result<(), StoreError>;
 
     /// The files of a policy set version, as (path, text).
     fn policy_set(&self, version: &str) -> Result<Option<Vec<(String, String)>>, StoreError>;
-
-    /// Deliveries not yet attempted, oldest first.
-    fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError>;
-
-    /// Records an attempt: `Ok` when sent, `Err(reply)` when it failed.
-    fn record_attempt(&self, id: &str, outcome: Result<(), &str>) -> Result<(), StoreError>;
 
     /// Commits a batch in one transaction: all of it is stored, or none.
     fn insert_events(&self, batch: &[NewEvent<'_>]) -> Result<Vec<Inserted>, StoreError>;
@@ -245,6 +347,59 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts for metrics; also proves the store answers.
     fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// One delivery by id, with its message.
+    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError>;
+
+    /// Claims up to `limit` deliveries due at `now` for `lease_ms`, oldest due first.
+    fn claim_due(&self, now: i64, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>, StoreError>;
+
+    /// When the next unclaimed delivery is due, if any is waiting.
+    fn next_due(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Releases every claim; for a single node at start, after a crash left claims.
+    fn release_claims(&self) -> Result<(), StoreError>;
+
+    /// Records a successful attempt and the server's reply.
+    fn record_sent(&self, id: &str, reply: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Records a failed attempt; `next` schedules another, `None` makes it dead.
+    fn record_failure(
+        &self,
+        id: &str,
+        error: &str,
+        next: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Queues a dead or failed delivery to be sent now, with a fresh retry schedule.
+    fn retry(&self, id: &str, now: i64) -> Result<RetryOutcome, StoreError>;
+
+    /// Open incidents quiet past their `resolve_after` at `now`.
+    fn quiet_incidents(&self, now: i64) -> Result<Vec<QuietIncident>, StoreError>;
+
+    /// When the next open incident becomes quiet, if any has `resolve_after`.
+    fn next_quiet(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Resolves a quiet incident unless an event arrived since; commits the clear
+    /// deliveries with it. Answers whether it resolved.
+    fn resolve_quiet(
+        &self,
+        incident: &QuietIncident,
+        deliveries: &[Delivery],
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Mutes `policy` until `until`, or unmutes it with `None`.
+    fn set_mute(&self, policy: &str, until: Option<i64>) -> Result<(), StoreError>;
+
+    /// Every mute still in force at `now`.
+    fn mutes(&self, now: i64) -> Result<Vec<Mute>, StoreError>;
+}
+
+/// The current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 #[cfg(test)]

@@ -12,10 +12,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 mod explore;
+mod incident;
+mod outbox;
 
 use super::{
-    Delivery, DeliveryStatus, EventFilter, EventPage, Inserted, NewEvent, Retention, Store,
-    StoreError, StoreStats, StoredEvent,
+    now_ms, Claimed, Delivery, DeliveryFilter, EventFilter, EventPage, Inserted, Mute, NewEvent,
+    QuietIncident, Retention, RetryOutcome, Store, StoreError, StoreStats, StoredEvent,
 };
 use crate::event::{format_time, Category, Event};
 
@@ -88,6 +90,47 @@ CREATE TABLE policy_sets (
     files     TEXT NOT NULL      -- JSON array of [path, text]
 );
 "#,
+    r#"
+-- The durable outbox: each delivery keeps its rendered message and its retry schedule.
+ALTER TABLE deliveries ADD COLUMN action INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN alert TEXT NOT NULL DEFAULT 'firing';
+ALTER TABLE deliveries ADD COLUMN message TEXT;            -- JSON; NULL for older rows
+ALTER TABLE deliveries ADD COLUMN response TEXT;
+ALTER TABLE deliveries ADD COLUMN incident_id TEXT;
+ALTER TABLE deliveries ADD COLUMN next_attempt_at INTEGER; -- unix milliseconds
+ALTER TABLE deliveries ADD COLUMN retry_step INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN retry_since INTEGER;     -- unix milliseconds
+ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER;   -- unix milliseconds
+ALTER TABLE deliveries ADD COLUMN sent_at TEXT;
+-- Before retries existed a failure was final.
+UPDATE deliveries SET status = 'dead' WHERE status = 'failed';
+UPDATE deliveries SET next_attempt_at = 0 WHERE status = 'pending';
+CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX deliveries_by_policy ON deliveries (policy);
+CREATE TABLE incidents (
+    id               TEXT PRIMARY KEY,
+    policy           TEXT NOT NULL,
+    action           INTEGER NOT NULL,
+    group_key        TEXT NOT NULL,     -- JSON list of the group_by values
+    status           TEXT NOT NULL,     -- open | resolved
+    opened_at        INTEGER NOT NULL,
+    last_seen_at     INTEGER NOT NULL,
+    last_notified_at INTEGER,           -- NULL while nothing was sent
+    last_event_id    TEXT NOT NULL,
+    events           INTEGER NOT NULL DEFAULT 1,
+    resolve_after_ms INTEGER,
+    resolved_at      INTEGER,
+    resolved_by      TEXT               -- the clearing event's id, or `resolve_after`
+);
+CREATE UNIQUE INDEX incidents_one_open ON incidents (policy, action, group_key)
+    WHERE status = 'open';
+CREATE INDEX incidents_by_status ON incidents (status, last_seen_at);
+CREATE TABLE mutes (
+    policy TEXT PRIMARY KEY,
+    until  INTEGER NOT NULL,
+    set_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// SQLite behind the [`Store`] trait.
@@ -147,9 +190,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 pub(crate) const EVENT_COLUMNS: &str =
     "id, received_at, source, title, message, content_type, headers, category, query, policy_version";
-pub(crate) const DELIVERY_COLUMNS: &str =
-    "id, event_id, policy, channel, recipient, subject, body, status, \
-     attempts, last_error, created_at, updated_at";
 
 impl Store for SqliteStore {
     fn insert_event(
@@ -194,17 +234,10 @@ impl Store for SqliteStore {
 
     fn deliveries(
         &self,
-        event_id: Option<&str>,
+        filter: &DeliveryFilter,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let conn = self.conn();
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE ?1 IS NULL OR event_id = ?1 \
-             ORDER BY created_at DESC, id DESC LIMIT ?2"
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![event_id, limit as i64], read_delivery)?;
-        rows.map(|r| r?).collect()
+        outbox::list(&self.conn(), filter, limit)
     }
 
     fn save_policy_set(&self, version: &str, files: &[(String, String)]) -> Result<(), StoreError> {
@@ -226,14 +259,6 @@ impl Store for SqliteStore {
                     .map_err(|e| StoreError::Corrupt(format!("policy set `{version}`: {e}")))
             })
             .transpose()
-    }
-
-    fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
-        let conn = self.conn();
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' ORDER BY created_at, id");
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([], read_delivery)?;
-        rows.map(|r| r?).collect()
     }
 
     fn insert_events(&self, batch: &[NewEvent<'_>]) -> Result<Vec<Inserted>, StoreError> {
@@ -277,17 +302,79 @@ impl Store for SqliteStore {
         explore::stats(&self.conn())
     }
 
-    fn record_attempt(&self, id: &str, outcome: Result<(), &str>) -> Result<(), StoreError> {
-        let (status, error) = match outcome {
-            Ok(()) => (DeliveryStatus::Sent, None),
-            Err(reply) => (DeliveryStatus::Failed, Some(reply)),
-        };
+    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        outbox::get(&self.conn(), id)
+    }
+
+    fn claim_due(&self, now: i64, lease_ms: i64, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+        outbox::claim_due(&self.conn(), now, lease_ms, limit)
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        outbox::next_due(&self.conn())
+    }
+
+    fn release_claims(&self) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE deliveries SET status = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, status.as_str(), error, format_time(OffsetDateTime::now_utc())],
+            "UPDATE deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
+            [],
         )?;
         Ok(())
     }
+
+    fn record_sent(&self, id: &str, reply: &str, now: i64) -> Result<(), StoreError> {
+        outbox::record_sent(&self.conn(), id, reply, now)
+    }
+
+    fn record_failure(
+        &self,
+        id: &str,
+        error: &str,
+        next: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        outbox::record_failure(&self.conn(), id, error, next, now)
+    }
+
+    fn retry(&self, id: &str, now: i64) -> Result<RetryOutcome, StoreError> {
+        outbox::retry(&self.conn(), id, now)
+    }
+
+    fn quiet_incidents(&self, now: i64) -> Result<Vec<QuietIncident>, StoreError> {
+        incident::quiet(&self.conn(), now)
+    }
+
+    fn next_quiet(&self) -> Result<Option<i64>, StoreError> {
+        incident::next_quiet(&self.conn())
+    }
+
+    fn resolve_quiet(
+        &self,
+        quiet: &QuietIncident,
+        deliveries: &[Delivery],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let resolved = incident::resolve_quiet(&tx, quiet, deliveries, now)?;
+        tx.commit()?;
+        Ok(resolved)
+    }
+
+    fn set_mute(&self, policy: &str, until: Option<i64>) -> Result<(), StoreError> {
+        incident::set_mute(&self.conn(), policy, until, now_ms())
+    }
+
+    fn mutes(&self, now: i64) -> Result<Vec<Mute>, StoreError> {
+        incident::mutes(&self.conn(), now)
+    }
+}
+
+/// Formats Unix milliseconds as RFC 3339.
+pub(crate) fn ms_text(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(format_time)
+        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// Unix milliseconds of `t`.
@@ -361,34 +448,15 @@ pub(crate) fn with_matches(
     })
 }
 
-fn read_delivery(row: &Row<'_>) -> rusqlite::Result<Result<Delivery, StoreError>> {
-    let status: String = row.get(7)?;
-    let Some(status) = DeliveryStatus::parse(&status) else {
-        return Ok(Err(StoreError::Corrupt(format!(
-            "delivery status `{status}`"
-        ))));
-    };
-    Ok(Ok(Delivery {
-        id: row.get(0)?,
-        event_id: row.get(1)?,
-        policy: row.get(2)?,
-        channel: row.get(3)?,
-        recipient: row.get(4)?,
-        subject: row.get(5)?,
-        body: row.get(6)?,
-        status,
-        attempts: row.get(8)?,
-        last_error: row.get(9)?,
-        created_at: row.get(10)?,
-        updated_at: row.get(11)?,
-    }))
-}
-
+/// Events and deliveries for the store's tests.
 #[cfg(test)]
-mod tests {
+pub(super) mod fixtures {
     use super::*;
+    use crate::notify::action::Renotify;
+    use crate::notify::AlertStatus;
+    use crate::store::{DeliveryStatus, IncidentPlan};
 
-    fn event(id: &str, ms: i64) -> Event {
+    pub fn event(id: &str, ms: i64) -> Event {
         Event {
             id: id.into(),
             received_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -405,7 +473,7 @@ mod tests {
         }
     }
 
-    fn delivery(id: &str, event_id: &str) -> Delivery {
+    pub fn delivery(id: &str, event_id: &str) -> Delivery {
         Delivery {
             id: id.into(),
             event_id: event_id.into(),
@@ -415,12 +483,37 @@ mod tests {
             subject: "s".into(),
             body: "b".into(),
             status: DeliveryStatus::Pending,
-            attempts: 0,
-            last_error: None,
             created_at: "2026-01-01T00:00:00.000Z".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
+            ..Delivery::default()
         }
     }
+
+    /// A delivery planned for the incident of group `group`.
+    pub fn planned(
+        id: &str,
+        event_id: &str,
+        alert: AlertStatus,
+        renotify: Renotify,
+        group: &str,
+    ) -> Delivery {
+        Delivery {
+            alert,
+            plan: Some(IncidentPlan {
+                group_key: group.into(),
+                renotify,
+                resolve_after: None,
+                notify: true,
+            }),
+            ..delivery(id, event_id)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{delivery, event};
+    use super::*;
 
     #[test]
     fn events_and_deliveries_survive_reopening() {
@@ -469,15 +562,15 @@ mod tests {
             .map(|e| e.event.id)
             .collect();
         assert_eq!(recent, ["e2", "e1"]);
-        assert_eq!(store.pending_deliveries().unwrap().len(), 1);
-
-        store.record_attempt("d1", Err("550 no such user")).unwrap();
-        let d = &store.deliveries(Some("e1"), 10).unwrap()[0];
+        let filter = DeliveryFilter {
+            event_id: Some("e1".into()),
+            ..DeliveryFilter::default()
+        };
+        let d = &store.deliveries(&filter, 10).unwrap()[0];
         assert_eq!(
-            (d.status, d.attempts, d.last_error.as_deref()),
-            (DeliveryStatus::Failed, 1, Some("550 no such user"))
+            (d.id.as_str(), d.status),
+            ("d1", crate::store::DeliveryStatus::Pending)
         );
-        assert!(store.pending_deliveries().unwrap().is_empty());
     }
 
     #[test]
@@ -509,5 +602,29 @@ mod tests {
         drop(conn);
         let err = SqliteStore::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("schema 99"), "{err}");
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_without_losing_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO events VALUES ('e1', 0, 'ci', '', 'm', NULL, '[]', 'info');
+             INSERT INTO deliveries (id, event_id, policy, channel, recipient, subject, body, status, created_at, updated_at)
+             VALUES ('waiting', 'e1', 'p', 'email', 'a@b.c', 's', 'b', 'pending', 't', 't'),
+                    ('given-up', 'e1', 'p', 'email', 'a@b.c', 's', 'b', 'failed', 't', 't');",
+        )
+        .unwrap();
+        drop(conn);
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let claimed = store.claim_due(now_ms(), 1_000, 10).unwrap();
+        let ids: Vec<&str> = claimed.iter().map(|c| c.delivery.id.as_str()).collect();
+        assert_eq!(ids, ["waiting"], "the pending row is due at once");
+        assert!(claimed[0].delivery.message.is_none());
+        let dead = store.delivery("given-up").unwrap().unwrap();
+        assert_eq!(dead.status, crate::store::DeliveryStatus::Dead);
     }
 }

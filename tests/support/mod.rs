@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod http;
 pub mod smtp;
 
 use std::io::{BufRead, BufReader};
@@ -14,6 +15,12 @@ use std::time::{Duration, Instant};
 
 /// The API key of the `ci` source in [`TestServer::config`].
 pub const KEY: &str = "test-key-0123456789abcdef";
+
+/// Picks the TLS provider for the test process's own clients and servers, as the
+/// binary does for itself; several are compiled in, so none is chosen by default.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
 
 /// The path of the built binary.
 pub fn binary() -> &'static str {
@@ -52,6 +59,16 @@ impl Workspace {
     }
 }
 
+/// Runs `tripline ARGS` in `dir` to completion.
+pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
 /// A running `tripline serve`; killed when dropped.
 pub struct TestServer {
     child: Child,
@@ -73,6 +90,7 @@ impl TestServer {
     /// Starts the binary with `args` in `dir` and waits until it listens.
     pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         // Callers may override RUST_LOG (an empty value leaves `log_level` in charge).
+        install_tls_provider();
         let mut child = Command::new(binary())
             .args(args)
             .current_dir(dir)
@@ -180,6 +198,36 @@ impl TestServer {
         assert_eq!(response.status(), 202);
         let json: serde_json::Value = response.json().await.unwrap();
         json["event_id"].as_str().unwrap().to_string()
+    }
+
+    /// Posts `body` to `/webhook/{KEY}` with extra headers; returns the event id.
+    pub async fn send_with(&self, body: &str, headers: &[(&str, &str)]) -> String {
+        let mut request = reqwest::Client::new()
+            .post(self.url(&format!("/webhook/{KEY}")))
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 202);
+        let json: serde_json::Value = response.json().await.unwrap();
+        json["event_id"].as_str().unwrap().to_string()
+    }
+
+    /// Sends `method path` with an optional JSON body; returns status and JSON answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new().request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {

@@ -1,6 +1,8 @@
 //! A real SMTP server on loopback for tests: mailin-embedded, spoken to over TCP, with
-//! optional STARTTLS (a CA and leaf certificate made per test) and AUTH.
+//! optional STARTTLS (a CA and leaf certificate made per test) and AUTH. It can be
+//! scripted to answer a recipient or a message with any reply, such as 451 or 550.
 
+use std::collections::VecDeque;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -41,9 +43,21 @@ impl Mail {
     }
 }
 
+/// Where in the conversation a scripted reply is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// To `RCPT TO`: a refused recipient.
+    Rcpt,
+    /// After the message data: the message refused as a whole.
+    DataEnd,
+}
+
+type Script = Arc<Mutex<VecDeque<(Stage, u16, String)>>>;
+
 #[derive(Clone)]
 struct Recorder {
     mail: Arc<Mutex<Vec<Mail>>>,
+    script: Script,
     credentials: Option<(String, String)>,
     user: Option<String>,
     from: String,
@@ -64,7 +78,14 @@ impl Handler for Recorder {
         Ok(())
     }
 
+    fn rcpt(&mut self, _to: &str) -> Response {
+        self.scripted(Stage::Rcpt).unwrap_or(response::OK)
+    }
+
     fn data_end(&mut self) -> Response {
+        if let Some(reply) = self.scripted(Stage::DataEnd) {
+            return reply;
+        }
         let mail = Mail {
             from: self.from.clone(),
             to: self.to.clone(),
@@ -85,6 +106,23 @@ impl Handler for Recorder {
 }
 
 impl Recorder {
+    /// The next scripted reply, when the script's head is for `stage`.
+    fn scripted(&mut self, stage: Stage) -> Option<Response> {
+        let mut script = self.script.lock().unwrap();
+        if script.front().is_some_and(|(s, _, _)| *s == stage) {
+            let (_, code, text) = script.pop_front()?;
+            let mut reply = Response::custom(code, text);
+            // mailin stays in its DATA state after refusing a message, so a client's
+            // next command would be read as message text; close instead, as many
+            // servers do after a refusal at this stage.
+            if stage == Stage::DataEnd {
+                reply.action = mailin_embedded::Action::Close;
+            }
+            return Some(reply);
+        }
+        None
+    }
+
     fn check(&mut self, user: &str, password: &str) -> Response {
         match &self.credentials {
             Some((u, p)) if u == user && p == password => {
@@ -102,12 +140,27 @@ pub struct SmtpServer {
     /// The CA certificate (PEM file) that signed the server's certificate, for STARTTLS.
     pub ca_file: Option<PathBuf>,
     mail: Arc<Mutex<Vec<Mail>>>,
+    script: Script,
 }
 
 impl SmtpServer {
     /// Plain SMTP, no TLS, no AUTH.
     pub fn plain() -> Self {
         Self::start(None, None)
+    }
+
+    /// Plain SMTP on `port`, e.g. one that was down until now.
+    pub fn plain_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        Self::start_on(listener, None, None)
+    }
+
+    /// Queues replies given instead of the usual `250`, in order, each at its stage.
+    pub fn script(&self, replies: &[(Stage, u16, &str)]) {
+        let mut script = self.script.lock().unwrap();
+        for (stage, code, text) in replies {
+            script.push_back((*stage, *code, text.to_string()));
+        }
     }
 
     /// STARTTLS with a certificate for `localhost` signed by a fresh CA written under
@@ -122,10 +175,21 @@ impl SmtpServer {
         credentials: Option<(String, String)>,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(listener, tls, credentials)
+    }
+
+    fn start_on(
+        listener: TcpListener,
+        tls: Option<(PathBuf, PathBuf, PathBuf)>,
+        credentials: Option<(String, String)>,
+    ) -> Self {
+        super::install_tls_provider();
         let port = listener.local_addr().unwrap().port();
         let mail = Arc::new(Mutex::new(Vec::new()));
+        let script = Script::default();
         let recorder = Recorder {
             mail: mail.clone(),
+            script: script.clone(),
             credentials: credentials.clone(),
             user: None,
             from: String::new(),
@@ -157,6 +221,7 @@ impl SmtpServer {
             port,
             ca_file,
             mail,
+            script,
         }
     }
 

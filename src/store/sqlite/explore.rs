@@ -7,7 +7,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use super::{read_event, unix_ms, with_matches, DELIVERY_COLUMNS, EVENT_COLUMNS};
+use super::{read_event, unix_ms, with_matches, EVENT_COLUMNS};
 use crate::store::{
     Cursor, EventFilter, EventPage, Inserted, NewEvent, Retention, StoreError, StoreStats,
 };
@@ -64,14 +64,17 @@ pub(super) fn insert(tx: &Transaction<'_>, new: &NewEvent<'_>) -> Result<Inserte
             params![event.id, policy],
         )?;
     }
+    // The store, not the engine, decides each delivery with the incident and mute
+    // state, inside this transaction.
+    let now = crate::store::now_ms();
     for d in new.deliveries {
-        tx.execute(
-            &format!("INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-            params![
-                d.id, d.event_id, d.policy, d.channel, d.recipient, d.subject, d.body,
-                d.status.as_str(), d.attempts, d.last_error, d.created_at, d.updated_at,
-            ],
-        )?;
+        let decided = match &d.plan {
+            Some(plan) => super::incident::apply(tx, event, d, plan, now)?,
+            None => Some((d.status, d.incident_id.clone())),
+        };
+        if let Some((status, incident_id)) = decided {
+            super::outbox::insert(tx, d, status, incident_id.as_deref(), now)?;
+        }
     }
     Ok(Inserted::New)
 }
