@@ -256,3 +256,44 @@ async fn mute_by_api_and_command_line_records_muted_deliveries() {
         .unwrap()
         .starts_with("`status` must be one of `pending`"));
 }
+
+#[tokio::test]
+async fn incidents_survive_a_reload_of_a_policy_whose_name_is_unchanged() {
+    let receiver = Receiver::start();
+    let ws = Workspace::new();
+    ws.config(FAST_RETRY);
+    let policy = |description: &str| {
+        format!(
+            "name: disk\ndescription: {description}\nextract: [{{kv: {{keys: [host]}}}}]\nconditions: [{{field: message, contains: PROBLEM}}]\nnotify:\n  - slack: {{url: \"{}\"}}\n    group_by: [host]\n    renotify: never\n",
+            receiver.url("/slack")
+        )
+    };
+    ws.policy("disk.yaml", &policy("before"));
+    let server = TestServer::start(&ws, &[]);
+
+    server.send("PROBLEM disk full host=db-1").await;
+    receiver.wait_for(1);
+
+    ws.policy("disk.yaml", &policy("after the reload"));
+    let response = reqwest::Client::new()
+        .post(server.url("/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let policies = server.get_json("/api/policies").await;
+    assert_eq!(policies["policies"][0]["description"], "after the reload");
+
+    // Same incident (host db-1): suppressed. A new group key (db-2): sent.
+    server.send("PROBLEM disk full host=db-1").await;
+    server.send("PROBLEM disk full host=db-2").await;
+    receiver.wait_for(2);
+    server
+        .wait_json("/api/notifications?status=suppressed", |j| {
+            j["notifications"].as_array().unwrap().len() == 1
+        })
+        .await;
+    let sent = on("/slack", &receiver.wait_for(2));
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[1].to_string().contains("disk"), "{}", sent[1]);
+}
