@@ -8,6 +8,7 @@
 //! what to change; none repeats a key or a secret.
 
 pub mod batch;
+pub mod commit;
 pub mod sources;
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub use sources::{Source, Sources};
 use crate::event::{new_id, Category, Event};
 use crate::metrics::{POLICY_MATCHES, WEBHOOKS};
 use crate::server::AppState;
-use crate::store::{Inserted, NewEvent};
+use crate::store::Inserted;
 
 /// Headers never kept with an event: they carry credentials.
 const DROPPED_HEADERS: &[&str] = &[
@@ -312,34 +313,28 @@ async fn receive_events(
     .await
 }
 
-/// Evaluates and commits the events in one transaction, then queues their deliveries.
+/// Evaluates the events and commits them, all or none, with the other requests waiting
+/// ([`commit::Committer`]); then wakes the dispatcher for their deliveries.
 async fn commit(
     state: &Arc<AppState>,
     source: &str,
     events: Vec<Event>,
     key: Option<String>,
 ) -> Result<Vec<Inserted>, ApiError> {
-    let evaluations: Vec<_> = events.iter().map(|e| state.engine.evaluate(e)).collect();
-    let store = state.store.clone();
-    let (evaluations, inserted) = blocking(move || {
-        let since = idempotency_since();
-        let batch: Vec<NewEvent<'_>> = events
-            .iter()
-            .zip(&evaluations)
-            .map(|(event, evaluation)| NewEvent {
-                event,
-                policy_version: &evaluation.policy_version,
-                matched: &evaluation.matched,
-                deliveries: &evaluation.deliveries,
-                idempotency_key: key.as_deref(),
-                idempotency_since_ms: since,
-            })
-            .collect();
-        let inserted = store.insert_events(&batch)?;
-        Ok((evaluations, inserted))
-    })
-    .await?;
-    for (evaluation, inserted) in evaluations.into_iter().zip(&inserted) {
+    let evaluations = events.iter().map(|e| state.engine.evaluate(e)).collect();
+    let batch = commit::Batch {
+        events,
+        evaluations,
+        key,
+        idempotency_since_ms: idempotency_since(),
+    };
+    let (batch, result) = state
+        .committer
+        .commit(batch)
+        .await
+        .map_err(ApiError::internal)?;
+    let inserted = result.map_err(ApiError::internal)?;
+    for (evaluation, inserted) in batch.evaluations.into_iter().zip(&inserted) {
         if *inserted != Inserted::New {
             continue;
         }

@@ -14,6 +14,7 @@ use axum::Router;
 
 use crate::config::{Config, Secret, SourceConfig};
 use crate::engine::Engine;
+use crate::ingest::commit::Committer;
 use crate::ingest::Sources;
 use crate::metrics::Metrics;
 use crate::notify::dispatcher::Dispatcher;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub store: Arc<dyn Store>,
     pub dispatcher: Dispatcher,
+    pub committer: Committer,
     pub max_body: usize,
     pub explainer: crate::explain::Explainer,
     pub read_timeout: Duration,
@@ -120,11 +122,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let dispatcher =
         Dispatcher::start(store.clone(), senders, engine.clone(), config.retry.clone());
 
+    let committer = Committer::start(store.clone()).context("cannot start the committer")?;
     let state = Arc::new(AppState {
         sources: Sources::new(&config.sources),
         engine,
         store,
         dispatcher,
+        committer,
         max_body: config.max_body,
         explainer: Default::default(),
         read_timeout: config.read_timeout,

@@ -215,6 +215,9 @@ pub enum Inserted {
     },
 }
 
+/// What became of one batch of a group commit.
+pub type GroupResult = Result<Vec<Inserted>, StoreError>;
+
 /// The Event Explorer's filters; every one given must hold.
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
@@ -320,6 +323,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Commits a batch in one transaction: all of it is stored, or none.
     fn insert_events(&self, batch: &[NewEvent<'_>]) -> Result<Vec<Inserted>, StoreError>;
+
+    /// Group commit: several batches, each all or nothing on its own, made durable by
+    /// one commit. A batch that fails is rolled back alone and its error stands in its
+    /// place; the outer error means nothing was stored. This default commits each batch
+    /// separately, for stores where one commit is not dearer than one statement.
+    fn insert_groups(&self, groups: &[Vec<NewEvent<'_>>]) -> Result<Vec<GroupResult>, StoreError> {
+        Ok(groups
+            .iter()
+            .map(|batch| self.insert_events(batch))
+            .collect())
+    }
 
     /// The event first stored with this idempotency key since `since_ms`.
     fn idempotent_event(

@@ -16,8 +16,8 @@ mod incident;
 mod outbox;
 
 use super::{
-    now_ms, Claimed, Delivery, DeliveryFilter, EventFilter, EventPage, Inserted, Mute, NewEvent,
-    QuietIncident, Retention, RetryOutcome, Store, StoreError, StoreStats, StoredEvent,
+    now_ms, Claimed, Delivery, DeliveryFilter, EventFilter, EventPage, GroupResult, Inserted, Mute,
+    NewEvent, QuietIncident, Retention, RetryOutcome, Store, StoreError, StoreStats, StoredEvent,
 };
 use crate::event::{format_time, Category, Event};
 
@@ -188,6 +188,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Inserts `batch` under a savepoint of `tx`: on an error only this batch is undone.
+fn insert_savepoint(tx: &mut rusqlite::Transaction<'_>, batch: &[NewEvent<'_>]) -> GroupResult {
+    let savepoint = tx.savepoint()?;
+    let inserted = batch
+        .iter()
+        .map(|new| explore::insert(&savepoint, new))
+        .collect::<Result<Vec<_>, _>>()?;
+    savepoint.commit()?;
+    Ok(inserted)
+}
+
 pub(crate) const EVENT_COLUMNS: &str =
     "id, received_at, source, title, message, content_type, headers, category, query, policy_version";
 
@@ -270,6 +281,17 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
         Ok(inserted)
+    }
+
+    fn insert_groups(&self, groups: &[Vec<NewEvent<'_>>]) -> Result<Vec<GroupResult>, StoreError> {
+        let mut conn = self.conn();
+        let mut tx = conn.transaction()?;
+        let mut results = Vec::with_capacity(groups.len());
+        for batch in groups {
+            results.push(insert_savepoint(&mut tx, batch));
+        }
+        tx.commit()?;
+        Ok(results)
     }
 
     fn idempotent_event(

@@ -5,15 +5,16 @@
 //! (time and id of the last event shown), so a page stays correct while events arrive.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::{read_event, unix_ms, with_matches, EVENT_COLUMNS};
 use crate::store::{
     Cursor, EventFilter, EventPage, Inserted, NewEvent, Retention, StoreError, StoreStats,
 };
 
-/// Inserts one event inside `tx`, unless its idempotency key was already used.
-pub(super) fn insert(tx: &Transaction<'_>, new: &NewEvent<'_>) -> Result<Inserted, StoreError> {
+/// Inserts one event inside the open transaction `tx`, unless its idempotency key was
+/// already used.
+pub(super) fn insert(tx: &Connection, new: &NewEvent<'_>) -> Result<Inserted, StoreError> {
     let event = new.event;
     if let Some(key) = new.idempotency_key {
         if let Some(event_id) = idempotent_event(tx, &event.source, key, new.idempotency_since_ms)?
