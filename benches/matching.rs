@@ -1,15 +1,17 @@
 //! Matching cost against policy sets of 10 to 10,000 policies, with fresh messages.
 //!
-//! The policies are a third substring (`contains`), a third regex, and a third
-//! key-value with a numeric comparison, each keyed on its own word, as an ops team's
-//! policies are on their own services. Every iteration evaluates a different 300-byte
-//! message, so nothing is helped by repetition. `indexed` is what the server does;
-//! `each_policy` evaluates every policy in turn, for comparison.
+//! The policies and messages are those of `bench/generate.rs`: every iteration
+//! evaluates a different 300-byte message, so nothing is helped by repetition.
+//! `indexed` is what the server does; `each_policy` evaluates every policy in turn,
+//! for comparison.
 //!
 //! Run: `cargo bench --bench matching`.
 
 use std::hint::black_box;
 use std::path::PathBuf;
+
+#[path = "../bench/generate.rs"]
+mod generate;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tripline::engine;
@@ -17,80 +19,21 @@ use tripline::event::Event;
 use tripline::field::Scope;
 use tripline::policy::PolicySet;
 
-/// A deterministic generator, so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// A made-up word such as `kvoratel`: service and host names of an imaginary fleet.
-fn word(rng: &mut Rng) -> String {
-    const SYLLABLES: &[&str] = &[
-        "ka", "vo", "ra", "tel", "min", "so", "dre", "lux", "pa", "qen", "zor", "bi", "ful", "gat",
-        "hy", "jo",
-    ];
-    (0..4)
-        .map(|_| SYLLABLES[(rng.next() % SYLLABLES.len() as u64) as usize])
-        .collect()
-}
-
-/// `n` policies, a third of each kind, as one YAML document.
-fn policies(n: usize, rng: &mut Rng) -> String {
-    let mut text = String::from("policies:\n");
-    for i in 0..n {
-        let w = word(rng);
-        let body = match i % 3 {
-            0 => format!("conditions: [{{field: message, contains: '{w} failed'}}]"),
-            1 => {
-                format!("conditions: [{{field: message, regex: '\\b{w}-\\d+ (timeout|refused)'}}]")
-            }
-            _ => format!(
-                "extract: [{{kv: {{}}}}]\n    conditions: [{{field: {w}_ms, gt: {}}}]",
-                100 + i
-            ),
-        };
-        text.push_str(&format!("  - name: p{i}\n    {body}\n"));
-    }
-    text
-}
-
-/// A 300-byte log-like message of random words and a few key=value pairs.
-fn message(rng: &mut Rng) -> String {
-    let mut text = String::with_capacity(320);
-    while text.len() < 280 {
-        let w = word(rng);
-        match rng.next() % 5 {
-            0 => text.push_str(&format!("{w}_ms={} ", rng.next() % 1000)),
-            1 => text.push_str(&format!("{w}-{} ", rng.next() % 100)),
-            _ => text.push_str(&format!("{w} ")),
-        }
-    }
-    text.truncate(300);
-    text
-}
-
 fn compile(n: usize) -> PolicySet {
-    let mut rng = Rng(0x7269_706c_696e_6521 ^ n as u64);
-    let text = policies(n, &mut rng);
+    let text = generate::policies(n, &mut generate::policy_seed(n), "");
     PolicySet::compile(vec![(PathBuf::from("bench.yaml"), text)], None)
         .expect("generated policies compile")
 }
 
 fn events(count: usize) -> Vec<Event> {
-    let mut rng = Rng(0x6d65_7373_6167_6573);
+    let mut rng = generate::message_seed();
     (0..count)
         .map(|i| {
             Event::sample(
                 i.to_string(),
                 "bench".into(),
                 String::new(),
-                message(&mut rng),
+                generate::message(&mut rng),
                 &[],
             )
         })
@@ -128,8 +71,7 @@ fn matching(c: &mut Criterion) {
 fn loading(c: &mut Criterion) {
     let mut group = c.benchmark_group("loading");
     group.sample_size(10);
-    let mut rng = Rng(0x7269_706c_696e_6521 ^ 10_000);
-    let text = policies(10_000, &mut rng);
+    let text = generate::policies(10_000, &mut generate::policy_seed(10_000), "");
     group.bench_function("compile_10000", |b| {
         b.iter(|| {
             let files = vec![(PathBuf::from("bench.yaml"), text.clone())];
