@@ -95,6 +95,8 @@ fn main() -> anyhow::Result<()> {
         return baseline(port);
     }
     let options = Options::parse(args)?;
+    // reqwest is built without a default TLS provider; plain HTTP still asks for one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     if !options.tripline.exists() {
         bail!(
             "`{}` not found; run `cargo build --release` first",

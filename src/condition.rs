@@ -8,19 +8,9 @@
 
 use std::sync::Arc;
 
-use regex::{Regex, RegexBuilder};
-
 use crate::field::{number, FieldRef, Names, Scope, Val};
+use crate::pattern::Pattern;
 use crate::yaml::{backticked, MapReader, Node, Pos, Reader};
-
-/// Largest compiled size of one policy regex; bounds memory for hostile patterns.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
-/// Largest lazy-DFA cache of one policy regex.
-pub const REGEX_DFA_LIMIT: usize = 2 << 20;
-
-/// Regexes nest at most this deep, so a pattern cannot exhaust the parser's stack.
-pub const REGEX_NEST_LIMIT: u32 = 64;
 
 /// The operators a condition may use.
 pub const OPERATORS: &[&str] = &[
@@ -78,7 +68,7 @@ pub enum Op {
     StartsWith(String),
     EndsWith(String),
     /// Any regex, including the case-insensitive forms of the text operators.
-    Regex(Regex),
+    Regex(Pattern),
     /// Equal as numbers when both sides are numbers, else as text.
     Equals(Operand),
     In(Vec<Operand>),
@@ -92,7 +82,7 @@ pub struct Operand {
     pub text: String,
     pub number: Option<f64>,
     /// For `case_sensitive: false`: the text as an anchored case-insensitive regex.
-    pub folded: Option<Regex>,
+    pub folded: Option<Pattern>,
 }
 
 /// The numeric comparisons.
@@ -457,13 +447,13 @@ fn read_in(reader: &mut Reader, node: &Node, what: &str, case_sensitive: bool) -
     operands.map(Op::In)
 }
 
-/// Compiles a pattern from a policy with limits suited to untrusted input.
+/// Compiles a pattern from a policy; a mistake is reported at `pos`.
 pub fn compile_regex(
     reader: &mut Reader,
     pos: Pos,
     pattern: &str,
     case_sensitive: bool,
-) -> Option<Regex> {
+) -> Option<Pattern> {
     // The flag goes into the pattern itself, so the matching index sees it too.
     let flagged;
     let source = if case_sensitive {
@@ -472,29 +462,10 @@ pub fn compile_regex(
         flagged = format!("(?i){pattern}");
         &flagged
     };
-    let built = RegexBuilder::new(source)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_DFA_LIMIT)
-        .nest_limit(REGEX_NEST_LIMIT)
-        .build();
-    match built {
-        Ok(re) => Some(re),
-        Err(regex::Error::CompiledTooBig(limit)) => {
-            let message = format!(
-                "regex `{pattern}` is too large once compiled (limit {limit} bytes); simplify it"
-            );
-            reader.error(pos, message);
-            None
-        }
+    match Pattern::new(source) {
+        Ok(compiled) => Some(compiled),
         Err(e) => {
-            let detail = e.to_string();
-            let last = detail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            let last = last.trim().trim_start_matches("error: ");
-            reader.error(pos, format!("regex `{pattern}` does not compile: {last}"));
+            reader.error(pos, format!("regex `{pattern}` {e}"));
             None
         }
     }

@@ -6,13 +6,13 @@
 //! Identical extractors in many policies are compiled once and, per event, run once
 //! (see [`crate::engine`]).
 
-use regex::Regex;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::condition::compile_regex;
 use crate::event::Event;
 use crate::field::jsonpath_error;
+use crate::pattern::Pattern;
 #[cfg(test)]
 use crate::yaml::Kind;
 use crate::yaml::{backticked, Node, Reader};
@@ -36,7 +36,7 @@ pub enum Extractor {
         keys: Option<Vec<String>>,
     },
     /// Named groups of the first match.
-    Regex(Regex),
+    Regex(Pattern),
     /// An `application/x-www-form-urlencoded` body.
     Form { keys: Option<Vec<String>> },
 }
@@ -63,9 +63,7 @@ impl Extractor {
     pub fn names(&self) -> Option<Vec<String>> {
         match self {
             Extractor::Json(rules) => Some(rules.iter().map(|(n, _)| n.clone()).collect()),
-            Extractor::Regex(re) => {
-                Some(re.capture_names().flatten().map(str::to_string).collect())
-            }
+            Extractor::Regex(re) => Some(re.names().map(str::to_string).collect()),
             Extractor::Pairs { keys }
             | Extractor::Lines { keys, .. }
             | Extractor::Form { keys } => keys.clone(),
@@ -102,16 +100,10 @@ fn run_json(rules: &[(String, JsonPath)], json: Option<&Value>) -> Extracted {
         .collect()
 }
 
-fn run_regex(re: &Regex, message: &str) -> Extracted {
-    let Some(captures) = re.captures(message) else {
-        return Vec::new();
-    };
-    re.capture_names()
-        .flatten()
-        .filter_map(|name| {
-            let text = captures.name(name)?.as_str();
-            Some((name.to_string(), Value::String(text.to_string())))
-        })
+fn run_regex(re: &Pattern, message: &str) -> Extracted {
+    re.named_groups(message)
+        .into_iter()
+        .map(|(name, text)| (name.to_string(), Value::String(text.to_string())))
         .collect()
 }
 
@@ -258,7 +250,7 @@ fn read_json(reader: &mut Reader, node: &Node) -> Option<Extractor> {
 fn read_regex(reader: &mut Reader, node: &Node) -> Option<Extractor> {
     let pattern = reader.str(node, "`regex`")?;
     let re = compile_regex(reader, node.pos, pattern, true)?;
-    let names: Vec<&str> = re.capture_names().flatten().collect();
+    let names: Vec<&str> = re.names().collect();
     if names.is_empty() {
         let message = format!("regex `{pattern}` has no named group, so it extracts nothing; name one as `(?P<host>...)`");
         reader.error(node.pos, message);

@@ -12,7 +12,8 @@
 //! - [`event`]: what one received message is.
 //! - [`yaml`]: located YAML reading that reports every mistake at once.
 //! - [`extract`] and [`field`]: named fields found in a message, and how names resolve.
-//! - [`condition`] and [`policy`]: policy files read and compiled into a [`policy::PolicySet`].
+//! - [`condition`] and [`policy`]: policy files read and compiled into a [`policy::PolicySet`];
+//!   [`pattern`]: their regexes.
 //! - [`fixture`]: tests kept with policies; [`dryrun`]: `tripline test` on one message.
 //! - [`template`]: notification templates.
 //! - [`index`]: narrows the policies a message can match with one Aho-Corasick pass.
@@ -44,6 +45,7 @@ pub mod index;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod pattern;
 pub mod policy;
 pub mod reload;
 pub mod retention;
