@@ -10,7 +10,8 @@
 //!
 //! Run: `cargo build --release && cargo run --release --example load`
 //! (options: `--seconds N` per wrk run, `--soak N` for the 10,000-policy run that
-//! also watches memory, `--rate N` and `--e2e-seconds N` for the end-to-end run).
+//! also watches memory, `--rate N` and `--e2e-seconds N` for the end-to-end run,
+//! `--only ingest,peers,e2e` for some of the parts).
 //! Needs `wrk`, and for the peers `webhook` and `prometheus-alertmanager` (Debian).
 
 #[path = "generate.rs"]
@@ -40,6 +41,8 @@ struct Options {
     rate: u64,
     e2e_seconds: u64,
     connections: u32,
+    /// The parts to run: `ingest`, `peers`, `e2e`.
+    only: Vec<String>,
 }
 
 impl Options {
@@ -51,6 +54,7 @@ impl Options {
             rate: 1000,
             e2e_seconds: 20,
             connections: 64,
+            only: PARTS.iter().map(|p| p.to_string()).collect(),
         };
         while let Some(flag) = args.next() {
             let value = args
@@ -68,10 +72,25 @@ impl Options {
                 "--rate" => options.rate = number()?,
                 "--e2e-seconds" => options.e2e_seconds = number()?,
                 "--connections" => options.connections = number()? as u32,
+                "--only" => {
+                    options.only = value.split(',').map(str::to_string).collect();
+                    if let Some(part) = options.only.iter().find(|p| !PARTS.contains(&p.as_str())) {
+                        bail!("unknown part `{part}`; the parts are {}", PARTS.join(", "));
+                    }
+                }
                 _ => bail!("unknown option `{flag}`"),
             }
         }
         Ok(options)
+    }
+}
+
+/// The parts of the benchmark, in the order they run.
+const PARTS: &[&str] = &["ingest", "peers", "e2e"];
+
+impl Options {
+    fn runs(&self, part: &str) -> bool {
+        self.only.iter().any(|p| p == part)
     }
 }
 
@@ -109,6 +128,7 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
+    // Every ratio is to the bare handler, so it runs whatever else does.
     let port = free_port()?;
     let baseline = Service::start(
         "baseline",
@@ -124,35 +144,51 @@ fn main() -> anyhow::Result<()> {
     drop(baseline);
     rows.push(bare.named("bare axum handler, 300 B body"));
 
-    let ten = Tripline::start(&options, dir.path(), "ten", 10, None)?;
-    let row = wrk(&options, &text_load, &ten.webhook_url())?;
+    if options.runs("ingest") {
+        ingest(&options, dir.path(), &text_load, &mut rows, &mut notes)?;
+    }
+    if options.runs("peers") {
+        let json = Tripline::start(&options, dir.path(), "json", 0, Some(JSON_POLICY))?;
+        let row = wrk(&options, &json_load, &json.webhook_url())?;
+        rows.push(row.named("tripline, JSON rule"));
+        drop(json);
+        rows.push(peer_webhook(&options, dir.path())?);
+        rows.push(peer_alertmanager(&options, dir.path())?);
+    }
+    if options.runs("e2e") {
+        rows.push(end_to_end(&options, dir.path())?);
+    }
+    print_table(&rows, &notes);
+    Ok(())
+}
+
+/// tripline with 10 and with 10,000 policies, its memory, and `tripline check`.
+fn ingest(
+    options: &Options,
+    dir: &Path,
+    text_load: &Path,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let ten = Tripline::start(options, dir, "ten", 10, None)?;
+    let row = wrk(options, text_load, &ten.webhook_url())?;
     rows.push(row.named("tripline, 10 policies"));
     drop(ten);
 
-    let many = Tripline::start(&options, dir.path(), "many", 10_000, None)?;
+    let many = Tripline::start(options, dir, "many", 10_000, None)?;
     notes.push(format!(
         "10,000 policies: ready {:.2} s after start; resident {} MB idle",
         many.ready_after.as_secs_f64(),
         rss_mb(many.service.pid())
     ));
-    let (row, samples) = wrk_watching(&options, &text_load, &many)?;
+    let (row, samples) = wrk_watching(options, text_load, &many)?;
     notes.push(format!(
         "10,000 policies, {} s under load: resident MB every 5 s {samples:?}",
         options.soak
     ));
     rows.push(row.named("tripline, 10,000 policies"));
     drop(many);
-    notes.push(check_figures(&options, dir.path())?);
-
-    let json = Tripline::start(&options, dir.path(), "json", 0, Some(JSON_POLICY))?;
-    let row = wrk(&options, &json_load, &json.webhook_url())?;
-    rows.push(row.named("tripline, JSON rule"));
-    drop(json);
-    rows.push(peer_webhook(&options, dir.path())?);
-    rows.push(peer_alertmanager(&options, dir.path())?);
-
-    rows.push(end_to_end(&options, dir.path())?);
-    print_table(&rows, &notes);
+    notes.push(check_figures(options, dir)?);
     Ok(())
 }
 
@@ -596,7 +632,11 @@ fn end_to_end(options: &Options, parent: &Path) -> anyhow::Result<Row> {
         data: Vec::new(),
     };
     let mut server = mailin_embedded::Server::new(sink);
-    server.with_name("localhost").with_tcp_listener(listener);
+    // One thread per connection; tripline sends up to 16 at once.
+    server
+        .with_name("localhost")
+        .with_num_threads(64)
+        .with_tcp_listener(listener);
     std::thread::spawn(move || {
         if let Err(e) = server.serve() {
             eprintln!("the SMTP sink stopped: {e}");

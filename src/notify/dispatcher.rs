@@ -6,23 +6,30 @@
 //! nothing; a delivery sent but not yet recorded is sent again after a restart, with
 //! the same Message-ID or `webhook-id` so the receiver can tell. Failures are retried
 //! on the [`RetryPolicy`]; the same loop resolves quiet incidents.
+//!
+//! Outcomes are recorded the way ingest commits: a recorder task takes every attempt
+//! that finished while it was writing and records them in one transaction, so a burst
+//! of alerts costs a few disk syncs rather than one per message.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 use super::outbox::RetryPolicy;
 use super::send::Senders;
 use super::{incident, Failure};
 use crate::engine::Engine;
-use crate::store::{now_ms, Claimed, Delivery, Store, StoreError};
+use crate::store::{now_ms, Attempt, AttemptResult, Claimed, Delivery, Store, StoreError};
 
 /// How many deliveries are sent at the same time.
-pub const MAX_CONCURRENT_SENDS: usize = 8;
+pub const MAX_CONCURRENT_SENDS: usize = 16;
 
 /// How many due deliveries one claim takes.
-pub const CLAIM_BATCH: usize = 32;
+pub const CLAIM_BATCH: usize = 128;
+
+/// The most attempts recorded by one transaction.
+pub const RECORD_BATCH: usize = 512;
 
 /// The longest the loop sleeps, so changes made by another process (a retry or a mute
 /// from the command line) are seen within it.
@@ -43,6 +50,7 @@ struct Worker {
     engine: Arc<Engine>,
     retry: RetryPolicy,
     wake: Arc<Notify>,
+    attempts: mpsc::UnboundedSender<Attempt>,
 }
 
 impl Dispatcher {
@@ -54,12 +62,15 @@ impl Dispatcher {
         retry: RetryPolicy,
     ) -> Self {
         let wake = Arc::new(Notify::new());
+        let (attempts, finished) = mpsc::unbounded_channel();
+        tokio::spawn(record(store.clone(), finished));
         let worker = Worker {
             store,
             senders,
             engine,
             retry,
             wake: wake.clone(),
+            attempts,
         };
         tokio::spawn(worker.run());
         Dispatcher { wake }
@@ -167,11 +178,10 @@ impl Worker {
             None => self.senders.send(d).await,
         };
         let now = now_ms();
-        let id = d.id.clone();
-        let recorded = match outcome {
+        let result = match outcome {
             Ok(reply) => {
                 tracing::info!(delivery_id = %d.id, event_id = %d.event_id, policy = %d.policy, channel = %d.channel, to = %d.recipient, alert = d.alert.as_str(), reply = %reply, "notification sent");
-                blocking(&self.store, move |s| s.record_sent(&id, &reply, now)).await
+                AttemptResult::Sent { reply }
             }
             Err(failure) => {
                 let next = self.retry.next_attempt(
@@ -182,14 +192,31 @@ impl Worker {
                     fastrand::f64(),
                 );
                 log_failure(d, &failure, next, now);
-                blocking(&self.store, move |s| {
-                    s.record_failure(&id, &failure.text, next, now)
-                })
-                .await
+                AttemptResult::Failed {
+                    error: failure.text,
+                    next,
+                }
             }
         };
-        if let Err(e) = recorded {
-            tracing::error!(delivery_id = %d.id, error = %e, "cannot record the delivery attempt; it may be sent again, with the same id, once its claim expires");
+        let attempt = Attempt {
+            id: d.id.clone(),
+            at: now,
+            result,
+        };
+        if self.attempts.send(attempt).is_err() {
+            tracing::error!(delivery_id = %d.id, "the recorder has stopped; this attempt is not recorded and the delivery will be sent again, with the same id, once its claim expires");
+        }
+    }
+}
+
+/// Records finished attempts: each transaction takes all that are waiting.
+async fn record(store: Arc<dyn Store>, mut finished: mpsc::UnboundedReceiver<Attempt>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while finished.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let attempts = std::mem::take(&mut batch);
+        let count = attempts.len();
+        if let Err(e) = blocking(&store, move |s| s.record_attempts(&attempts)).await {
+            tracing::error!(attempts = count, error = %e, "cannot record delivery attempts; they may be sent again, with the same ids, once their claims expire");
         }
     }
 }

@@ -3,18 +3,16 @@
 //! is configured, so a fresh install shows its mail without any server.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Mailboxes, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 use serde::{Deserialize, Serialize};
 
 use super::action::{one_line, optional, render_headers, ActionReader, Render};
+use super::relay::Relay;
 use super::Failure;
-use crate::config::{SmtpConfig, TlsMode};
+use crate::config::SmtpConfig;
 use crate::template::TemplateId;
 use crate::yaml::Node;
 
@@ -223,15 +221,8 @@ pub enum MailerError {
 
 /// Where emails go.
 pub enum Mailer {
-    Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        from: Mailbox,
-        relay: String,
-    },
-    Folder {
-        dir: PathBuf,
-        from: Mailbox,
-    },
+    Smtp { relay: Relay, from: Mailbox },
+    Folder { dir: PathBuf, from: Mailbox },
 }
 
 impl Mailer {
@@ -241,25 +232,9 @@ impl Mailer {
             .from
             .parse()
             .map_err(|_| MailerError::From(config.from.clone()))?;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            .port(config.port)
-            .timeout(Some(Duration::from_secs(config.timeout_secs)));
-        builder = match config.tls {
-            TlsMode::None => builder.tls(Tls::None),
-            TlsMode::Starttls => builder.tls(Tls::Required(tls_parameters(config)?)),
-            TlsMode::Implicit => builder.tls(Tls::Wrapper(tls_parameters(config)?)),
-        };
-        if let (Some(user), Some(password)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                password.expose().to_string(),
-            ));
-        }
-        let relay = format!("{}:{}", config.host, config.port);
         Ok(Mailer::Smtp {
-            transport: builder.build(),
+            relay: Relay::new(config)?,
             from,
-            relay,
         })
     }
 
@@ -277,7 +252,7 @@ impl Mailer {
     /// Where mail goes, for the startup log.
     pub fn describe(&self) -> String {
         match self {
-            Mailer::Smtp { relay, .. } => format!("smtp://{relay}"),
+            Mailer::Smtp { relay, .. } => format!("smtp://{}", relay.address()),
             Mailer::Folder { dir, .. } => dir.display().to_string(),
         }
     }
@@ -290,11 +265,10 @@ impl Mailer {
         };
         let message = build_message(id, email, from).map_err(Failure::permanent)?;
         match self {
-            Mailer::Smtp { transport, .. } => match transport.send(message).await {
-                Ok(response) => Ok(reply_text(response.code(), response.message())),
-                Err(e) if e.is_permanent() => Err(Failure::permanent(smtp_error_text(&e))),
-                Err(e) => Err(Failure::temporary(smtp_error_text(&e))),
-            },
+            Mailer::Smtp { relay, .. } => {
+                let response = relay.send(message.envelope(), &message.formatted()).await?;
+                Ok(reply_text(response.code(), response.message()))
+            }
             Mailer::Folder { dir, .. } => write_eml(dir, id, &message.formatted())
                 .await
                 .map_err(Failure::temporary),
@@ -305,23 +279,6 @@ impl Mailer {
 fn reply_text<'a>(code: impl std::fmt::Display, lines: impl Iterator<Item = &'a str>) -> String {
     let text: Vec<&str> = lines.collect();
     format!("{code} {}", text.join(" ")).trim().to_string()
-}
-
-fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, MailerError> {
-    let mut builder = TlsParameters::builder(config.host.clone());
-    if let Some(path) = &config.ca_file {
-        let ca_error = |reason: String| MailerError::CaFile {
-            path: path.display().to_string(),
-            reason,
-        };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
-        builder = builder.add_root_certificate(cert);
-    }
-    builder.build_rustls().map_err(|e| MailerError::Tls {
-        host: config.host.clone(),
-        reason: e.to_string(),
-    })
 }
 
 /// The message for a delivery; its Message-ID is stable so a resend is recognisable.
@@ -368,21 +325,6 @@ fn build_message(id: &str, email: &EmailMessage, from: Mailbox) -> Result<Messag
 }
 
 /// lettre's error with the server's reply when there is one.
-fn smtp_error_text(error: &lettre::transport::smtp::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // lettre repeats the server's words in its own message; keep them once.
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// Writes atomically: a reader of the folder never sees half a message.
 async fn write_eml(dir: &Path, id: &str, bytes: &[u8]) -> Result<String, String> {
     let fail = |e: std::io::Error| format!("cannot write to `{}`: {e}", dir.display());

@@ -3,7 +3,7 @@
 //!
 //! - [`action`] reads `notify:` entries and renders them into a [`Message`].
 //! - One file per channel: [`email`], [`webhook`], [`slack`], [`pagerduty`], [`log`];
-//!   [`http`] is what the HTTP channels share.
+//!   [`http`] is what the HTTP channels share; [`relay`] is the SMTP connection.
 //! - [`incident`] decides, per action and group key, whether a firing notifies, is
 //!   suppressed by `renotify`, or clears an open incident.
 //! - [`outbox`] is the retry schedule and the failure classification;
@@ -23,6 +23,7 @@ pub mod log;
 pub mod mute;
 pub mod outbox;
 pub mod pagerduty;
+pub mod relay;
 pub mod send;
 pub mod slack;
 pub mod test_send;

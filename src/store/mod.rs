@@ -160,6 +160,24 @@ pub struct Claimed {
     pub retry_since: i64,
 }
 
+/// One attempt to send a delivery, as the dispatcher records it.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub id: String,
+    /// When the attempt ended, Unix milliseconds.
+    pub at: i64,
+    pub result: AttemptResult,
+}
+
+/// What an attempt came to.
+#[derive(Clone, Debug)]
+pub enum AttemptResult {
+    /// Accepted, with the server's reply.
+    Sent { reply: String },
+    /// Failed; `next` schedules another attempt, `None` makes the delivery dead.
+    Failed { error: String, next: Option<i64> },
+}
+
 /// An open incident that has been quiet past its `resolve_after`.
 #[derive(Clone, Debug)]
 pub struct QuietIncident {
@@ -374,17 +392,9 @@ pub trait Store: Send + Sync + 'static {
     /// Releases every claim; for a single node at start, after a crash left claims.
     fn release_claims(&self) -> Result<(), StoreError>;
 
-    /// Records a successful attempt and the server's reply.
-    fn record_sent(&self, id: &str, reply: &str, now: i64) -> Result<(), StoreError>;
-
-    /// Records a failed attempt; `next` schedules another, `None` makes it dead.
-    fn record_failure(
-        &self,
-        id: &str,
-        error: &str,
-        next: Option<i64>,
-        now: i64,
-    ) -> Result<(), StoreError>;
+    /// Records the outcome of each attempt, all in one transaction, and releases
+    /// their claims.
+    fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError>;
 
     /// Queues a dead or failed delivery to be sent now, with a fresh retry schedule.
     fn retry(&self, id: &str, now: i64) -> Result<RetryOutcome, StoreError>;

@@ -16,8 +16,9 @@ mod incident;
 mod outbox;
 
 use super::{
-    now_ms, Claimed, Delivery, DeliveryFilter, EventFilter, EventPage, GroupResult, Inserted, Mute,
-    NewEvent, QuietIncident, Retention, RetryOutcome, Store, StoreError, StoreStats, StoredEvent,
+    now_ms, Attempt, Claimed, Delivery, DeliveryFilter, EventFilter, EventPage, GroupResult,
+    Inserted, Mute, NewEvent, QuietIncident, Retention, RetryOutcome, Store, StoreError,
+    StoreStats, StoredEvent,
 };
 use crate::event::{format_time, Category, Event};
 
@@ -344,18 +345,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn record_sent(&self, id: &str, reply: &str, now: i64) -> Result<(), StoreError> {
-        outbox::record_sent(&self.conn(), id, reply, now)
-    }
-
-    fn record_failure(
-        &self,
-        id: &str,
-        error: &str,
-        next: Option<i64>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        outbox::record_failure(&self.conn(), id, error, next, now)
+    fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for attempt in attempts {
+            outbox::record_attempt(&tx, attempt)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn retry(&self, id: &str, now: i64) -> Result<RetryOutcome, StoreError> {

@@ -197,7 +197,11 @@ impl SmtpServer {
             data: Vec::new(),
         };
         let mut server = Server::new(recorder);
-        server.with_name("localhost").with_tcp_listener(listener);
+        // One thread per connection; tripline sends up to 16 at once.
+        server
+            .with_name("localhost")
+            .with_num_threads(32)
+            .with_tcp_listener(listener);
         let mut ca_file = None;
         if let Some((ca, cert, key)) = tls {
             let ssl = SslConfig::SelfSigned {

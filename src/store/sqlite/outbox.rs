@@ -9,7 +9,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::ms_text;
 use crate::notify::{AlertStatus, Message};
-use crate::store::{Claimed, Delivery, DeliveryFilter, DeliveryStatus, RetryOutcome, StoreError};
+use crate::store::{
+    Attempt, AttemptResult, Claimed, Delivery, DeliveryFilter, DeliveryStatus, RetryOutcome,
+    StoreError,
+};
 
 const COLUMNS: &str = "id, event_id, policy, action, channel, alert, recipient, subject, body, \
      message, status, attempts, last_error, response, next_attempt_at, incident_id, created_at, \
@@ -128,7 +131,7 @@ pub(super) fn claim_due(
            ORDER BY next_attempt_at, id LIMIT ?3) \
          RETURNING {COLUMNS}, retry_step, COALESCE(retry_since, 0)"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![now, now + lease_ms, limit as i64], |row| {
         let (delivery, message_error) = read(row)?;
         let retry_step: u32 = row.get(19)?;
@@ -158,36 +161,30 @@ pub(super) fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(next)
 }
 
-pub(super) fn record_sent(
-    conn: &Connection,
-    id: &str,
-    reply: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE deliveries SET status = 'sent', attempts = attempts + 1, response = ?2, \
-         next_attempt_at = NULL, claimed_until = NULL, updated_at = ?3, sent_at = ?3 WHERE id = ?1",
-        params![id, reply, ms_text(now)],
-    )?;
-    Ok(())
-}
-
-pub(super) fn record_failure(
-    conn: &Connection,
-    id: &str,
-    error: &str,
-    next: Option<i64>,
-    now: i64,
-) -> Result<(), StoreError> {
-    let status = match next {
-        Some(_) => DeliveryStatus::Failed,
-        None => DeliveryStatus::Dead,
-    };
-    conn.execute(
-        "UPDATE deliveries SET status = ?2, attempts = attempts + 1, retry_step = retry_step + 1, \
-         last_error = ?3, next_attempt_at = ?4, claimed_until = NULL, updated_at = ?5 WHERE id = ?1",
-        params![id, status.as_str(), error, next, ms_text(now)],
-    )?;
+pub(super) fn record_attempt(conn: &Connection, attempt: &Attempt) -> Result<(), StoreError> {
+    let at = ms_text(attempt.at);
+    match &attempt.result {
+        AttemptResult::Sent { reply } => {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE deliveries SET status = 'sent', attempts = attempts + 1, response = ?2, \
+                 next_attempt_at = NULL, claimed_until = NULL, updated_at = ?3, sent_at = ?3 \
+                 WHERE id = ?1",
+            )?;
+            stmt.execute(params![attempt.id, reply, at])?;
+        }
+        AttemptResult::Failed { error, next } => {
+            let status = match next {
+                Some(_) => DeliveryStatus::Failed,
+                None => DeliveryStatus::Dead,
+            };
+            let mut stmt = conn.prepare_cached(
+                "UPDATE deliveries SET status = ?2, attempts = attempts + 1, \
+                 retry_step = retry_step + 1, last_error = ?3, next_attempt_at = ?4, \
+                 claimed_until = NULL, updated_at = ?5 WHERE id = ?1",
+            )?;
+            stmt.execute(params![attempt.id, status.as_str(), error, next, at])?;
+        }
+    }
     Ok(())
 }
 
@@ -217,7 +214,7 @@ pub(super) fn retry(conn: &Connection, id: &str, now: i64) -> Result<RetryOutcom
 mod tests {
     use super::super::fixtures::{delivery, event};
     use super::super::SqliteStore;
-    use crate::store::{DeliveryStatus, RetryOutcome, Store};
+    use crate::store::{Attempt, AttemptResult, DeliveryStatus, RetryOutcome, Store};
 
     fn store_with(ids: &[&str]) -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -232,6 +229,54 @@ mod tests {
     fn status(store: &SqliteStore, id: &str) -> (DeliveryStatus, u32) {
         let d = store.delivery(id).unwrap().unwrap();
         (d.status, d.attempts)
+    }
+
+    fn sent(reply: &str) -> AttemptResult {
+        AttemptResult::Sent {
+            reply: reply.into(),
+        }
+    }
+
+    fn failed(error: &str, next: Option<i64>) -> AttemptResult {
+        AttemptResult::Failed {
+            error: error.into(),
+            next,
+        }
+    }
+
+    fn record(store: &SqliteStore, id: &str, result: AttemptResult, at: i64) {
+        let attempt = Attempt {
+            id: id.into(),
+            at,
+            result,
+        };
+        store.record_attempts(&[attempt]).unwrap();
+    }
+
+    #[test]
+    fn attempts_recorded_together_each_get_their_own_outcome() {
+        let (_dir, store) = store_with(&["d1", "d2", "d3"]);
+        let now = crate::store::now_ms();
+        assert_eq!(store.claim_due(now, 60_000, 10).unwrap().len(), 3);
+        let attempts: Vec<Attempt> = [
+            ("d1", sent("250 OK")),
+            ("d2", failed("451 try later", Some(now + 500))),
+            ("d3", failed("550 no such user", None)),
+        ]
+        .into_iter()
+        .map(|(id, result)| Attempt {
+            id: id.into(),
+            at: now,
+            result,
+        })
+        .collect();
+        store.record_attempts(&attempts).unwrap();
+        assert_eq!(status(&store, "d1"), (DeliveryStatus::Sent, 1));
+        assert_eq!(status(&store, "d2"), (DeliveryStatus::Failed, 1));
+        assert_eq!(status(&store, "d3"), (DeliveryStatus::Dead, 1));
+        // Recording releases the claims: the failed one is due again at its time.
+        assert_eq!(store.next_due().unwrap(), Some(now + 500));
+        assert_eq!(store.claim_due(now + 500, 60_000, 10).unwrap().len(), 1);
     }
 
     #[test]
@@ -259,18 +304,14 @@ mod tests {
         let (_dir, store) = store_with(&["d1"]);
         let now = crate::store::now_ms();
         store.claim_due(now, 60_000, 10).unwrap();
-        store
-            .record_failure("d1", "451 try later", Some(now + 500), now)
-            .unwrap();
+        record(&store, "d1", failed("451 try later", Some(now + 500)), now);
         assert_eq!(status(&store, "d1"), (DeliveryStatus::Failed, 1));
         assert_eq!(store.next_due().unwrap(), Some(now + 500));
         assert!(store.claim_due(now + 499, 60_000, 10).unwrap().is_empty());
         let claimed = store.claim_due(now + 500, 60_000, 10).unwrap();
         assert_eq!((claimed.len(), claimed[0].retry_step), (1, 1));
 
-        store
-            .record_failure("d1", "550 no such user", None, now)
-            .unwrap();
+        record(&store, "d1", failed("550 no such user", None), now);
         let dead = store.delivery("d1").unwrap().unwrap();
         assert_eq!((dead.status, dead.attempts), (DeliveryStatus::Dead, 2));
         assert_eq!(dead.last_error.as_deref(), Some("550 no such user"));
@@ -279,7 +320,7 @@ mod tests {
         assert_eq!(store.retry("d1", now).unwrap(), RetryOutcome::Queued);
         let claimed = store.claim_due(now, 60_000, 10).unwrap();
         assert_eq!((claimed[0].retry_step, claimed[0].retry_since), (0, now));
-        store.record_sent("d1", "250 OK", now).unwrap();
+        record(&store, "d1", sent("250 OK"), now);
         let sent = store.delivery("d1").unwrap().unwrap();
         assert_eq!(
             (sent.status, sent.attempts, sent.response.as_deref()),
