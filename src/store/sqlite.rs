@@ -134,6 +134,33 @@ CREATE TABLE mutes (
 "#,
 ];
 
+/// How many prepared statements a connection keeps; the hot path uses about twenty.
+const STATEMENT_CACHE: usize = 64;
+
+/// Statements run through the connection's cache, so each SQL text is parsed once.
+pub(crate) trait Cached {
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// SQLite behind the [`Store`] trait.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -150,7 +177,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -190,14 +219,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// Inserts `batch` under a savepoint of `tx`: on an error only this batch is undone.
-fn insert_savepoint(tx: &mut rusqlite::Transaction<'_>, batch: &[NewEvent<'_>]) -> GroupResult {
-    let savepoint = tx.savepoint()?;
+fn insert_savepoint(tx: &Connection, batch: &[NewEvent<'_>]) -> GroupResult {
+    tx.run("SAVEPOINT batch", [])?;
     let inserted = batch
         .iter()
-        .map(|new| explore::insert(&savepoint, new))
-        .collect::<Result<Vec<_>, _>>()?;
-    savepoint.commit()?;
-    Ok(inserted)
+        .map(|new| explore::insert(tx, new))
+        .collect::<Result<Vec<_>, _>>();
+    if inserted.is_err() {
+        tx.run("ROLLBACK TO batch", [])?;
+    }
+    tx.run("RELEASE batch", [])?;
+    inserted
 }
 
 pub(crate) const EVENT_COLUMNS: &str =
@@ -286,10 +318,10 @@ impl Store for SqliteStore {
 
     fn insert_groups(&self, groups: &[Vec<NewEvent<'_>>]) -> Result<Vec<GroupResult>, StoreError> {
         let mut conn = self.conn();
-        let mut tx = conn.transaction()?;
+        let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(groups.len());
         for batch in groups {
-            results.push(insert_savepoint(&mut tx, batch));
+            results.push(insert_savepoint(&tx, batch));
         }
         tx.commit()?;
         Ok(results)

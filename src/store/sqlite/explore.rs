@@ -4,6 +4,7 @@
 //! Filters are bound as parameters, never spliced into SQL. Pagination is by cursor
 //! (time and id of the last event shown), so a page stays correct while events arrive.
 
+use super::Cached;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
@@ -21,7 +22,7 @@ pub(super) fn insert(tx: &Connection, new: &NewEvent<'_>) -> Result<Inserted, St
         {
             return Ok(Inserted::Duplicate { event_id });
         }
-        tx.execute(
+        tx.run(
             "INSERT OR REPLACE INTO idempotency_keys (source, key, event_id, created_at) \
              VALUES (?1, ?2, ?3, ?4)",
             params![
@@ -36,7 +37,7 @@ pub(super) fn insert(tx: &Connection, new: &NewEvent<'_>) -> Result<Inserted, St
         serde_json::to_string(&event.headers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let query =
         serde_json::to_string(&event.query).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    tx.execute(
+    tx.run(
         &format!(
             "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
@@ -54,13 +55,13 @@ pub(super) fn insert(tx: &Connection, new: &NewEvent<'_>) -> Result<Inserted, St
         ],
     )?;
     for (position, (name, value)) in event.tags.iter().enumerate() {
-        tx.execute(
+        tx.run(
             "INSERT INTO event_tags (event_id, position, name, value) VALUES (?1, ?2, ?3, ?4)",
             params![event.id, position as i64, name, value],
         )?;
     }
     for policy in new.matched {
-        tx.execute(
+        tx.run(
             "INSERT INTO event_matches (event_id, policy) VALUES (?1, ?2)",
             params![event.id, policy],
         )?;
@@ -87,7 +88,7 @@ pub(super) fn idempotent_event(
     since_ms: i64,
 ) -> Result<Option<String>, StoreError> {
     let found = conn
-        .query_row(
+        .one(
             "SELECT event_id FROM idempotency_keys WHERE source = ?1 AND key = ?2 \
              AND created_at >= ?3",
             params![source, key, since_ms],
@@ -199,7 +200,7 @@ pub(super) fn delete_policy_events(conn: &Connection, policy: &str) -> Result<u6
         "DELETE FROM events WHERE id IN (SELECT event_id FROM event_matches WHERE policy = ?1) \
          AND {KEEP_PENDING}"
     );
-    Ok(conn.execute(&sql, [policy])? as u64)
+    Ok(conn.run(&sql, [policy])? as u64)
 }
 
 pub(super) fn prune(
@@ -211,16 +212,16 @@ pub(super) fn prune(
     let mut removed = 0;
     if let Some(age) = retention.max_age_ms {
         let sql = format!("DELETE FROM events WHERE received_at < ?1 AND {KEEP_PENDING}");
-        removed += conn.execute(&sql, [now_ms.saturating_sub(age)])? as u64;
+        removed += conn.run(&sql, [now_ms.saturating_sub(age)])? as u64;
     }
     if let Some(max) = retention.max_events {
         let sql = format!(
             "DELETE FROM events WHERE id IN (SELECT id FROM events \
              ORDER BY received_at DESC, id DESC LIMIT -1 OFFSET ?1) AND {KEEP_PENDING}"
         );
-        removed += conn.execute(&sql, [max as i64])? as u64;
+        removed += conn.run(&sql, [max as i64])? as u64;
     }
-    conn.execute(
+    conn.run(
         "DELETE FROM idempotency_keys WHERE created_at < ?1",
         [idempotency_before_ms],
     )?;
@@ -228,7 +229,7 @@ pub(super) fn prune(
 }
 
 pub(super) fn stats(conn: &Connection) -> Result<StoreStats, StoreError> {
-    let events: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    let events: i64 = conn.one("SELECT count(*) FROM events", [], |r| r.get(0))?;
     let mut stmt = conn.prepare_cached(
         "SELECT channel, status, count(*) FROM deliveries GROUP BY channel, status \
          ORDER BY channel, status",
@@ -433,7 +434,7 @@ mod tests {
         assert_eq!(ids(&store, EventFilter::default()), [4, 3]);
         let tags: i64 = store
             .conn()
-            .query_row("SELECT count(*) FROM event_tags", [], |r| r.get(0))
+            .one("SELECT count(*) FROM event_tags", [], |r| r.get(0))
             .unwrap();
         assert_eq!(tags, 0);
     }

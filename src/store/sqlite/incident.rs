@@ -2,6 +2,7 @@
 //! transaction that stores its event, so a restart neither repeats a notification
 //! that was suppressed nor forgets an incident that was open.
 
+use super::Cached;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::outbox;
@@ -17,7 +18,7 @@ fn open_incident(
     group_key: &str,
 ) -> Result<Option<(String, Option<i64>)>, StoreError> {
     let open = tx
-        .query_row(
+        .one(
             "SELECT id, last_notified_at FROM incidents \
              WHERE policy = ?1 AND action = ?2 AND group_key = ?3 AND status = 'open'",
             params![d.policy, d.action, group_key],
@@ -59,7 +60,7 @@ fn fire(
     let resolve_after = plan.resolve_after.map(|r| r.as_millis() as i64);
     let id = match open {
         Some((id, _)) => {
-            tx.execute(
+            tx.run(
                 "UPDATE incidents SET last_seen_at = ?2, events = events + 1, last_event_id = ?3, \
                  resolve_after_ms = ?4, last_notified_at = COALESCE(?5, last_notified_at) WHERE id = ?1",
                 params![id, now, event.id, resolve_after, notified],
@@ -68,7 +69,7 @@ fn fire(
         }
         None => {
             let id = new_id();
-            tx.execute(
+            tx.run(
                 "INSERT INTO incidents (id, policy, action, group_key, status, opened_at, last_seen_at, \
                  last_notified_at, last_event_id, resolve_after_ms) \
                  VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?5, ?6, ?7, ?8)",
@@ -92,7 +93,7 @@ fn clear(
     let Some((id, last_notified)) = open else {
         return Ok(None);
     };
-    tx.execute(
+    tx.run(
         "UPDATE incidents SET status = 'resolved', resolved_at = ?2, resolved_by = ?3 WHERE id = ?1",
         params![id, now, event.id],
     )?;
@@ -119,7 +120,7 @@ fn decided(d: &Delivery, muted: bool, suppressed: bool) -> DeliveryStatus {
 
 fn is_muted(conn: &Connection, policy: &str, now: i64) -> Result<bool, StoreError> {
     let until: Option<i64> = conn
-        .query_row("SELECT until FROM mutes WHERE policy = ?1", [policy], |r| {
+        .one("SELECT until FROM mutes WHERE policy = ?1", [policy], |r| {
             r.get(0)
         })
         .optional()?;
@@ -147,7 +148,7 @@ pub(super) fn quiet(conn: &Connection, now: i64) -> Result<Vec<QuietIncident>, S
 }
 
 pub(super) fn next_quiet(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    let next = conn.query_row(
+    let next = conn.one(
         "SELECT MIN(last_seen_at + resolve_after_ms) FROM incidents \
          WHERE status = 'open' AND resolve_after_ms IS NOT NULL",
         [],
@@ -162,7 +163,7 @@ pub(super) fn resolve_quiet(
     deliveries: &[Delivery],
     now: i64,
 ) -> Result<bool, StoreError> {
-    let changed = tx.execute(
+    let changed = tx.run(
         "UPDATE incidents SET status = 'resolved', resolved_at = ?3, resolved_by = 'resolve_after' \
          WHERE id = ?1 AND status = 'open' AND last_seen_at = ?2",
         params![quiet.id, quiet.last_seen_at, now],
@@ -184,12 +185,12 @@ pub(super) fn set_mute(
     now: i64,
 ) -> Result<(), StoreError> {
     match until {
-        Some(until) => conn.execute(
+        Some(until) => conn.run(
             "INSERT INTO mutes (policy, until, set_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (policy) DO UPDATE SET until = ?2, set_at = ?3",
             params![policy, until, now],
         )?,
-        None => conn.execute("DELETE FROM mutes WHERE policy = ?1", [policy])?,
+        None => conn.run("DELETE FROM mutes WHERE policy = ?1", [policy])?,
     };
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! process is claimable again once the lease runs out (or at the next start, which
 //! releases every claim since a single node owns the file).
 
+use super::Cached;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::ms_text;
@@ -33,7 +34,7 @@ pub(super) fn insert(
         .transpose()
         .map_err(|e| StoreError::Corrupt(format!("delivery `{}` message: {e}", d.id)))?;
     let due = (status == DeliveryStatus::Pending).then_some(now);
-    tx.execute(
+    tx.run(
         &format!(
             "INSERT INTO deliveries ({COLUMNS}, retry_since) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
@@ -114,7 +115,7 @@ pub(super) fn list(
 
 pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<Delivery>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1");
-    let row = conn.query_row(&sql, [id], read).optional()?;
+    let row = conn.one(&sql, [id], read).optional()?;
     row.map(|(d, _)| d).transpose()
 }
 
@@ -152,7 +153,7 @@ pub(super) fn claim_due(
 }
 
 pub(super) fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    let next = conn.query_row(
+    let next = conn.one(
         "SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until, 0))) FROM deliveries \
          WHERE status IN ('pending', 'failed')",
         [],
@@ -189,7 +190,7 @@ pub(super) fn record_attempt(conn: &Connection, attempt: &Attempt) -> Result<(),
 }
 
 pub(super) fn retry(conn: &Connection, id: &str, now: i64) -> Result<RetryOutcome, StoreError> {
-    let changed = conn.execute(
+    let changed = conn.run(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, retry_step = 0, \
          retry_since = ?2, claimed_until = NULL, updated_at = ?3 \
          WHERE id = ?1 AND status IN ('dead', 'failed')",
@@ -199,7 +200,7 @@ pub(super) fn retry(conn: &Connection, id: &str, now: i64) -> Result<RetryOutcom
         return Ok(RetryOutcome::Queued);
     }
     let status: Option<String> = conn
-        .query_row("SELECT status FROM deliveries WHERE id = ?1", [id], |r| {
+        .one("SELECT status FROM deliveries WHERE id = ?1", [id], |r| {
             r.get(0)
         })
         .optional()?;
