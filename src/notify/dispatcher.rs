@@ -204,22 +204,29 @@ impl Worker {
             result,
         };
         if self.attempts.send(attempt).is_err() {
-            tracing::error!(delivery_id = %d.id, "the recorder has stopped; this attempt is not recorded and the delivery will be sent again, with the same id, once its claim expires");
+            let why = "the recorder has stopped";
+            tracing::error!(delivery_id = %d.id, why, "{UNRECORDED}");
         }
     }
 }
 
 /// Records finished attempts: each transaction takes all that are waiting.
 async fn record(store: Arc<dyn Store>, mut finished: mpsc::UnboundedReceiver<Attempt>) {
-    let mut batch = Vec::with_capacity(RECORD_BATCH);
-    while finished.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let attempts = std::mem::take(&mut batch);
+    loop {
+        let mut attempts = Vec::new();
+        if finished.recv_many(&mut attempts, RECORD_BATCH).await == 0 {
+            return;
+        }
         let count = attempts.len();
         if let Err(e) = blocking(&store, move |s| s.record_attempts(&attempts)).await {
-            tracing::error!(attempts = count, error = %e, "cannot record delivery attempts; they may be sent again, with the same ids, once their claims expire");
+            tracing::error!(attempts = count, error = %e, "{UNRECORDED}");
         }
     }
 }
+
+/// What an unrecorded attempt means for the operator.
+const UNRECORDED: &str = "delivery attempt not recorded; it will be sent again, with the \
+     same id, once its claim expires";
 
 fn log_failure(d: &Delivery, failure: &Failure, next: Option<i64>, now: i64) {
     match next {

@@ -324,7 +324,6 @@ fn build_message(id: &str, email: &EmailMessage, from: Mailbox) -> Result<Messag
     built.map_err(|e| format!("cannot build the message: {e}"))
 }
 
-/// lettre's error with the server's reply when there is one.
 /// Writes atomically: a reader of the folder never sees half a message.
 async fn write_eml(dir: &Path, id: &str, bytes: &[u8]) -> Result<String, String> {
     let fail = |e: std::io::Error| format!("cannot write to `{}`: {e}", dir.display());

@@ -177,7 +177,6 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&mut conn)?;
@@ -219,7 +218,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// Inserts `batch` under a savepoint of `tx`: on an error only this batch is undone.
-fn insert_savepoint(tx: &Connection, batch: &[NewEvent<'_>]) -> GroupResult {
+/// The outer error means the savepoint itself failed, so the whole group must go.
+fn insert_savepoint(tx: &Connection, batch: &[NewEvent<'_>]) -> Result<GroupResult, StoreError> {
     tx.run("SAVEPOINT batch", [])?;
     let inserted = batch
         .iter()
@@ -229,7 +229,7 @@ fn insert_savepoint(tx: &Connection, batch: &[NewEvent<'_>]) -> GroupResult {
         tx.run("ROLLBACK TO batch", [])?;
     }
     tx.run("RELEASE batch", [])?;
-    inserted
+    Ok(inserted)
 }
 
 pub(crate) const EVENT_COLUMNS: &str =
@@ -321,7 +321,7 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(groups.len());
         for batch in groups {
-            results.push(insert_savepoint(&tx, batch));
+            results.push(insert_savepoint(&tx, batch)?);
         }
         tx.commit()?;
         Ok(results)
