@@ -217,6 +217,33 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Inserts the batches of a group commit in one transaction, each all or nothing.
+fn insert_group(
+    conn: &mut Connection,
+    groups: &[Vec<NewEvent<'_>>],
+) -> Result<Vec<GroupResult>, StoreError> {
+    // Batches almost never fail, so the group first goes in without a savepoint per
+    // batch: a savepoint copies every page it touches. Should one fail, all is undone
+    // and the group goes again with savepoints, to refuse that one alone.
+    let tx = conn.transaction()?;
+    let inserted: Result<Vec<Vec<Inserted>>, StoreError> = groups
+        .iter()
+        .map(|batch| batch.iter().map(|new| explore::insert(&tx, new)).collect())
+        .collect();
+    if let Ok(inserted) = inserted {
+        tx.commit()?;
+        return Ok(inserted.into_iter().map(Ok).collect());
+    }
+    tx.finish()?;
+    let tx = conn.transaction()?;
+    let mut results = Vec::with_capacity(groups.len());
+    for batch in groups {
+        results.push(insert_savepoint(&tx, batch)?);
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
 /// Inserts `batch` under a savepoint of `tx`: on an error only this batch is undone.
 /// The outer error means the savepoint itself failed, so the whole group must go.
 fn insert_savepoint(tx: &Connection, batch: &[NewEvent<'_>]) -> Result<GroupResult, StoreError> {
@@ -232,8 +259,15 @@ fn insert_savepoint(tx: &Connection, batch: &[NewEvent<'_>]) -> Result<GroupResu
     Ok(inserted)
 }
 
-pub(crate) const EVENT_COLUMNS: &str =
-    "id, received_at, source, title, message, content_type, headers, category, query, policy_version";
+/// The columns of `events` in the order [`read_event`] reads them.
+macro_rules! event_columns {
+    () => {
+        "id, received_at, source, title, message, content_type, headers, category, query, policy_version"
+    };
+}
+pub(crate) use event_columns;
+
+pub(crate) const EVENT_COLUMNS: &str = event_columns!();
 
 impl Store for SqliteStore {
     fn insert_event(
@@ -317,14 +351,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_groups(&self, groups: &[Vec<NewEvent<'_>>]) -> Result<Vec<GroupResult>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut results = Vec::with_capacity(groups.len());
-        for batch in groups {
-            results.push(insert_savepoint(&tx, batch)?);
-        }
-        tx.commit()?;
-        Ok(results)
+        insert_group(&mut self.conn(), groups)
     }
 
     fn idempotent_event(

@@ -8,7 +8,7 @@ use super::Cached;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::{read_event, unix_ms, with_matches, EVENT_COLUMNS};
+use super::{event_columns, read_event, unix_ms, with_matches, EVENT_COLUMNS};
 use crate::store::{
     Cursor, EventFilter, EventPage, Inserted, NewEvent, Retention, StoreError, StoreStats,
 };
@@ -38,8 +38,10 @@ pub(super) fn insert(tx: &Connection, new: &NewEvent<'_>) -> Result<Inserted, St
     let query =
         serde_json::to_string(&event.query).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     tx.run(
-        &format!(
-            "INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
         params![
             event.id,
