@@ -8,10 +8,15 @@
 //! end run. The loads are wrk (64 connections, bounded in time) and, end to end, a
 //! paced sender that measures from request to the email accepted by the sink.
 //!
+//! The servers of the rate table all start first and then take turns, one wrk run each
+//! per round: every figure is the median of its rounds, and every ratio to the bare
+//! handler the median of the ratios within a round, so that a machine whose speed
+//! drifts during the benchmark does not favour whoever ran first.
+//!
 //! Run: `cargo build --release && cargo run --release --example load`
-//! (options: `--seconds N` per wrk run, `--soak N` for the 10,000-policy run that
-//! also watches memory, `--rate N` and `--e2e-seconds N` for the end-to-end run,
-//! `--only ingest,peers,e2e` for some of the parts).
+//! (options: `--seconds N` per wrk run, `--rounds N`, `--soak N` for the
+//! 10,000-policy run that then watches memory, `--rate N` and `--e2e-seconds N` for
+//! the end-to-end run, `--only ingest,peers,e2e` for some of the parts).
 //! Needs `wrk`, and for the peers `webhook` and `prometheus-alertmanager` (Debian).
 
 #[path = "generate.rs"]
@@ -37,6 +42,8 @@ const MESSAGES: usize = 1024;
 struct Options {
     tripline: PathBuf,
     seconds: u64,
+    /// How many times each contender of the rate table runs, in turn with the others.
+    rounds: usize,
     soak: u64,
     rate: u64,
     e2e_seconds: u64,
@@ -50,6 +57,7 @@ impl Options {
         let mut options = Options {
             tripline: PathBuf::from("target/release/tripline"),
             seconds: 10,
+            rounds: 3,
             soak: 60,
             rate: 1000,
             e2e_seconds: 20,
@@ -68,6 +76,7 @@ impl Options {
             match flag.as_str() {
                 "--tripline" => options.tripline = PathBuf::from(&value),
                 "--seconds" => options.seconds = number()?,
+                "--rounds" => options.rounds = number()?.max(1) as usize,
                 "--soak" => options.soak = number()?,
                 "--rate" => options.rate = number()?,
                 "--e2e-seconds" => options.e2e_seconds = number()?,
@@ -105,6 +114,8 @@ struct Row {
     note: String,
     /// Paced at a fixed rate rather than as fast as it goes: no ratio to the baseline.
     paced: bool,
+    /// The median, over the rounds, of this rate over the bare handler's in that round.
+    ratio: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -125,35 +136,81 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let text_load = write_text_load(dir.path())?;
     let json_load = write_json_load(dir.path(), "PUT", json_body(), "")?;
-    let mut rows = Vec::new();
     let mut notes = Vec::new();
 
-    // Every ratio is to the bare handler, so it runs whatever else does.
-    let port = free_port()?;
-    let baseline = Service::start(
-        "baseline",
-        Command::new(std::env::current_exe()?).args(["baseline", &port.to_string()]),
-        port,
-        "/",
-    )?;
-    let bare = wrk(
-        &options,
-        &text_load,
-        &format!("http://127.0.0.1:{port}/webhook/{KEY}"),
-    )?;
-    drop(baseline);
-    rows.push(bare.named("bare axum handler, 300 B body"));
-
+    // Every contender runs once per round, in turn, so that a machine that speeds up
+    // or slows down during the benchmark does so for all of them; each ratio to the
+    // bare handler is taken within a round.
+    let mut contenders = vec![Contender::bare(&text_load)?];
     if options.runs("ingest") {
-        ingest(&options, dir.path(), &text_load, &mut rows, &mut notes)?;
+        contenders.push(Contender::tripline(
+            &options,
+            dir.path(),
+            "ten",
+            "tripline, 10 policies",
+            10,
+            None,
+            &text_load,
+        )?);
+        let many = Contender::tripline(
+            &options,
+            dir.path(),
+            "many",
+            "tripline, 10,000 policies",
+            10_000,
+            None,
+            &text_load,
+        )?;
+        if let Some(Running::Tripline(t)) = &many.running {
+            notes.push(format!(
+                "10,000 policies: ready {:.2} s after start; resident {} MB idle",
+                t.ready_after.as_secs_f64(),
+                rss_mb(t.service.pid())
+            ));
+        }
+        contenders.push(many);
     }
     if options.runs("peers") {
-        let json = Tripline::start(&options, dir.path(), "json", 0, Some(JSON_POLICY))?;
-        let row = wrk(&options, &json_load, &json.webhook_url())?;
-        rows.push(row.named("tripline, JSON rule"));
-        drop(json);
-        rows.push(peer_webhook(&options, dir.path())?);
-        rows.push(peer_alertmanager(&options, dir.path())?);
+        contenders.push(Contender::tripline(
+            &options,
+            dir.path(),
+            "json",
+            "tripline, JSON rule",
+            0,
+            Some(JSON_POLICY),
+            &json_load,
+        )?);
+        contenders.push(peer_webhook(dir.path())?);
+        contenders.push(peer_alertmanager(dir.path())?);
+    }
+    for _ in 0..options.rounds {
+        for contender in &mut contenders {
+            contender.run(&options)?;
+        }
+    }
+    let mut rows: Vec<Row> = contenders
+        .iter()
+        .map(|c| c.row(&contenders[0].runs))
+        .collect();
+    if let [_, ten, many, ..] = contenders.as_slice() {
+        if options.runs("ingest") {
+            notes.push(format!(
+                "10,000 policies against 10, median of the rounds: {:.2}x",
+                median_ratio(&many.runs, &ten.runs).unwrap_or(f64::NAN)
+            ));
+            if let Some(Running::Tripline(t)) = &many.running {
+                let (row, samples) = wrk_watching(&options, &text_load, t)?;
+                notes.push(format!(
+                    "10,000 policies, {} s under load ({:.0} req/s): resident MB every 5 s {samples:?}",
+                    options.soak,
+                    row.rps.unwrap_or(0.0)
+                ));
+            }
+        }
+    }
+    drop(contenders);
+    if options.runs("ingest") {
+        notes.push(check_figures(&options, dir.path())?);
     }
     if options.runs("e2e") {
         rows.push(end_to_end(&options, dir.path())?);
@@ -162,34 +219,123 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// tripline with 10 and with 10,000 policies, its memory, and `tripline check`.
-fn ingest(
-    options: &Options,
-    dir: &Path,
-    text_load: &Path,
-    rows: &mut Vec<Row>,
-    notes: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let ten = Tripline::start(options, dir, "ten", 10, None)?;
-    let row = wrk(options, text_load, &ten.webhook_url())?;
-    rows.push(row.named("tripline, 10 policies"));
-    drop(ten);
+/// What a contender of the rate table runs on.
+enum Running {
+    /// Held only to be stopped when the contender is dropped.
+    Service {
+        _kept: Service,
+    },
+    Tripline(Tripline),
+}
 
-    let many = Tripline::start(options, dir, "many", 10_000, None)?;
-    notes.push(format!(
-        "10,000 policies: ready {:.2} s after start; resident {} MB idle",
-        many.ready_after.as_secs_f64(),
-        rss_mb(many.service.pid())
-    ));
-    let (row, samples) = wrk_watching(options, text_load, &many)?;
-    notes.push(format!(
-        "10,000 policies, {} s under load: resident MB every 5 s {samples:?}",
-        options.soak
-    ));
-    rows.push(row.named("tripline, 10,000 policies"));
-    drop(many);
-    notes.push(check_figures(options, dir)?);
-    Ok(())
+/// One line of the rate table: a running server, the load it gets, and its runs.
+struct Contender {
+    name: String,
+    /// `None` when the program could not start; the note says why.
+    running: Option<Running>,
+    script: PathBuf,
+    url: String,
+    note: String,
+    runs: Vec<Row>,
+}
+
+impl Contender {
+    fn bare(script: &Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let service = Service::start(
+            "baseline",
+            Command::new(std::env::current_exe()?).args(["baseline", &port.to_string()]),
+            port,
+            "/",
+        )?;
+        Ok(Contender {
+            name: "bare axum handler, 300 B body".into(),
+            running: Some(Running::Service { _kept: service }),
+            script: script.to_path_buf(),
+            url: format!("http://127.0.0.1:{port}/webhook/{KEY}"),
+            note: String::new(),
+            runs: Vec::new(),
+        })
+    }
+
+    /// tripline in `parent/dir` with `generated` generated policies and `extra`.
+    fn tripline(
+        options: &Options,
+        parent: &Path,
+        dir: &str,
+        name: &str,
+        generated: usize,
+        extra: Option<&str>,
+        script: &Path,
+    ) -> anyhow::Result<Self> {
+        let tripline = Tripline::start(options, parent, dir, generated, extra)?;
+        Ok(Contender {
+            name: name.into(),
+            url: tripline.webhook_url(),
+            running: Some(Running::Tripline(tripline)),
+            script: script.to_path_buf(),
+            note: String::new(),
+            runs: Vec::new(),
+        })
+    }
+
+    /// A peer at `url`, or a line saying it could not start.
+    fn peer(name: &str, started: anyhow::Result<Service>, script: PathBuf, url: String) -> Self {
+        let (running, note) = match started {
+            Ok(service) => (Some(Running::Service { _kept: service }), String::new()),
+            Err(e) => (None, format!("not run: {e:#}")),
+        };
+        Contender {
+            name: name.into(),
+            running,
+            script,
+            url,
+            note,
+            runs: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, options: &Options) -> anyhow::Result<()> {
+        if self.running.is_some() {
+            self.runs.push(wrk(options, &self.script, &self.url)?);
+        }
+        Ok(())
+    }
+
+    /// The median of each figure over the runs, and the median ratio to `bare`.
+    fn row(&self, bare: &[Row]) -> Row {
+        let figure = |f: fn(&Row) -> Option<f64>| {
+            let mut values: Vec<f64> = self.runs.iter().filter_map(f).collect();
+            values.sort_by(f64::total_cmp);
+            percentile(&values, 0.5)
+        };
+        Row {
+            what: self.name.clone(),
+            rps: figure(|r| r.rps),
+            p50_ms: figure(|r| r.p50_ms),
+            p99_ms: figure(|r| r.p99_ms),
+            errors: self.runs.iter().map(|r| r.errors).sum(),
+            note: [self.note.as_str()]
+                .into_iter()
+                .chain(self.runs.iter().map(|r| r.note.as_str()))
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+            paced: false,
+            ratio: median_ratio(&self.runs, bare),
+        }
+    }
+}
+
+/// The median over the rounds of `runs`' rate over `base`'s rate in the same round.
+fn median_ratio(runs: &[Row], base: &[Row]) -> Option<f64> {
+    let mut ratios: Vec<f64> = runs
+        .iter()
+        .zip(base)
+        .filter_map(|(r, b)| Some(r.rps? / b.rps.filter(|b| *b > 0.0)?))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    percentile(&ratios, 0.5)
 }
 
 /// The bare baseline: reads the body and answers 202 with a small JSON body.
@@ -467,13 +613,6 @@ fn parse_duration_ms(text: &str) -> Option<f64> {
     }
 }
 
-impl Row {
-    fn named(mut self, what: &str) -> Row {
-        self.what = what.to_string();
-        self
-    }
-}
-
 /// Resident memory of `pid` in MB.
 fn rss_mb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -504,8 +643,7 @@ fn check_figures(options: &Options, parent: &Path) -> anyhow::Result<String> {
 }
 
 /// adnanh/webhook with a trigger rule on the same JSON field as tripline's policy.
-fn peer_webhook(options: &Options, dir: &Path) -> anyhow::Result<Row> {
-    let name = "adnanh/webhook, JSON rule (in memory)";
+fn peer_webhook(dir: &Path) -> anyhow::Result<Contender> {
     let hooks = serde_json::json!([{
         "id": "bench",
         "execute-command": "/bin/true",
@@ -522,23 +660,19 @@ fn peer_webhook(options: &Options, dir: &Path) -> anyhow::Result<Row> {
         .arg("-hooks")
         .arg(&hooks_file)
         .args(["-ip", "127.0.0.1", "-port", &port.to_string()]);
-    let Ok(service) = Service::start("webhook", &mut command, port, "/") else {
-        return Ok(missing(name, "webhook"));
-    };
-    let load = write_json_load(dir, "POST", json_body(), "")?;
-    let row = wrk(
-        options,
-        &load,
-        &format!("http://127.0.0.1:{port}/hooks/bench"),
-    )?;
-    drop(service);
-    Ok(row.named(name))
+    let started = Service::start("webhook", &mut command, port, "/")
+        .context("install the Debian package `webhook`");
+    Ok(Contender::peer(
+        "adnanh/webhook, JSON rule (in memory)",
+        started,
+        write_json_load(dir, "POST", json_body(), "")?,
+        format!("http://127.0.0.1:{port}/hooks/bench"),
+    ))
 }
 
 /// Prometheus Alertmanager receiving one alert per request, routed to a receiver
 /// that sends nothing.
-fn peer_alertmanager(options: &Options, dir: &Path) -> anyhow::Result<Row> {
-    let name = "Alertmanager, POST /api/v2/alerts";
+fn peer_alertmanager(dir: &Path) -> anyhow::Result<Contender> {
     let config =
         "route: {receiver: quiet, group_by: [alertname, repo]}\nreceivers: [{name: quiet}]\n";
     let config_file = dir.join("alertmanager.yml");
@@ -553,29 +687,18 @@ fn peer_alertmanager(options: &Options, dir: &Path) -> anyhow::Result<Row> {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=");
-    let Ok(service) = Service::start("alertmanager", &mut command, port, "/-/ready") else {
-        return Ok(missing(name, "prometheus-alertmanager"));
-    };
+    let started = Service::start("alertmanager", &mut command, port, "/-/ready")
+        .context("install the Debian package `prometheus-alertmanager`");
     let alert = serde_json::json!([{
         "labels": {"alertname": "WorkflowFailed", "repo": "acme/api", "severity": "critical"},
         "annotations": {"summary": "CI failed on main", "url": "https://github.com/acme/api/actions/runs/9421337"}
     }]);
-    let load = write_json_load(dir, "POST", alert.to_string(), "")?;
-    let row = wrk(
-        options,
-        &load,
-        &format!("http://127.0.0.1:{port}/api/v2/alerts"),
-    )?;
-    drop(service);
-    Ok(row.named(name))
-}
-
-fn missing(name: &str, program: &str) -> Row {
-    Row {
-        what: name.to_string(),
-        note: format!("not run: `{program}` did not start (Debian package `{program}`)"),
-        ..Row::default()
-    }
+    Ok(Contender::peer(
+        "Alertmanager, POST /api/v2/alerts (in memory)",
+        started,
+        write_json_load(dir, "POST", alert.to_string(), "")?,
+        format!("http://127.0.0.1:{port}/api/v2/alerts"),
+    ))
 }
 
 /// Arrival times of the end-to-end emails, by sequence number.
@@ -679,6 +802,7 @@ fn end_to_end(options: &Options, parent: &Path) -> anyhow::Result<Row> {
         errors: lost,
         note: format!("{} emails received of {count}", latencies.len()),
         paced: true,
+        ratio: None,
     })
 }
 
@@ -717,7 +841,6 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 }
 
 fn print_table(rows: &[Row], notes: &[String]) {
-    let bare = rows.first().and_then(|r| r.rps);
     println!(
         "| {:<44} | {:>10} | {:>8} | {:>8} | {:>8} | {:>7} | note |",
         "what", "req/s", "vs bare", "p50 ms", "p99 ms", "errors"
@@ -729,10 +852,7 @@ fn print_table(rows: &[Row], notes: &[String]) {
     let figure =
         |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
     for row in rows {
-        let ratio = match (row.rps, bare) {
-            (Some(r), Some(b)) if b > 0.0 && !row.paced => Some(r / b),
-            _ => None,
-        };
+        let ratio = row.ratio.filter(|_| !row.paced);
         println!(
             "| {:<44} | {:>10} | {:>8} | {:>8} | {:>8} | {:>7} | {} |",
             row.what,
