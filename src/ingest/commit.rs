@@ -6,8 +6,9 @@
 //! thread takes all the requests that are waiting, up to [`MAX_GROUP`], commits them
 //! in one transaction, and answers each. While it waits for the disk, the next group
 //! gathers, so the groups grow with the load and no request is ever held back by a
-//! timer. Each request stays all or nothing on its own (a savepoint in the store): one
-//! that fails does not take the others with it.
+//! timer. Each request stays all or nothing on its own: should one fail, the store
+//! redoes the group with a savepoint per request, so it does not take the others with
+//! it.
 
 use std::sync::Arc;
 
