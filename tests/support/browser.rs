@@ -179,8 +179,28 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Ending chromedriver ends the browser it started.
+        // Killing chromedriver would leave its Chromium running: end the session first,
+        // which closes the browser, with a plain request since `drop` cannot await.
+        if !self.session.is_empty() {
+            let _ = end_session(&self.base, &self.session);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// `DELETE /session/{id}`, waiting for chromedriver's answer, which comes once the
+/// browser has quit (chromedriver may keep the connection open after it).
+fn end_session(base: &str, session: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "DELETE /session/{session} HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = [0; 1024];
+    stream.read(&mut answer).map(drop)
 }
