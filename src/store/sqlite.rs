@@ -262,7 +262,8 @@ fn insert_savepoint(tx: &Connection, batch: &[NewEvent<'_>]) -> Result<GroupResu
 /// The columns of `events` in the order [`read_event`] reads them.
 macro_rules! event_columns {
     () => {
-        "id, received_at, source, title, message, content_type, headers, category, query, policy_version"
+        "id, received_at, source, title, message, content_type, headers, category, query, \
+         policy_version"
     };
 }
 pub(crate) use event_columns;

@@ -4,11 +4,10 @@
 //! Filters are bound as parameters, never spliced into SQL. Pagination is by cursor
 //! (time and id of the last event shown), so a page stays correct while events arrive.
 
-use super::Cached;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::{event_columns, read_event, unix_ms, with_matches, EVENT_COLUMNS};
+use super::{event_columns, read_event, unix_ms, with_matches, Cached, EVENT_COLUMNS};
 use crate::store::{
     Cursor, EventFilter, EventPage, Inserted, NewEvent, Retention, StoreError, StoreStats,
 };

@@ -2,10 +2,9 @@
 //! transaction that stores its event, so a restart neither repeats a notification
 //! that was suppressed nor forgets an incident that was open.
 
-use super::Cached;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::outbox;
+use super::{outbox, Cached};
 use crate::event::{new_id, Event};
 use crate::notify::incident::firing_notifies;
 use crate::notify::AlertStatus;

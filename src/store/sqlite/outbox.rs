@@ -5,19 +5,25 @@
 //! process is claimable again once the lease runs out (or at the next start, which
 //! releases every claim since a single node owns the file).
 
-use super::Cached;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::ms_text;
+use super::{ms_text, Cached};
 use crate::notify::{AlertStatus, Message};
 use crate::store::{
     Attempt, AttemptResult, Claimed, Delivery, DeliveryFilter, DeliveryStatus, RetryOutcome,
     StoreError,
 };
 
-const COLUMNS: &str = "id, event_id, policy, action, channel, alert, recipient, subject, body, \
-     message, status, attempts, last_error, response, next_attempt_at, incident_id, created_at, \
-     updated_at, sent_at";
+/// The columns of `deliveries` in the order [`read`] reads them.
+macro_rules! columns {
+    () => {
+        "id, event_id, policy, action, channel, alert, recipient, subject, body, message, \
+         status, attempts, last_error, response, next_attempt_at, incident_id, created_at, \
+         updated_at, sent_at"
+    };
+}
+
+const COLUMNS: &str = columns!();
 
 /// Inserts a delivery with its decided status; a pending one is due at once.
 pub(super) fn insert(
@@ -35,14 +41,33 @@ pub(super) fn insert(
         .map_err(|e| StoreError::Corrupt(format!("delivery `{}` message: {e}", d.id)))?;
     let due = (status == DeliveryStatus::Pending).then_some(now);
     tx.run(
-        &format!(
-            "INSERT INTO deliveries ({COLUMNS}, retry_since) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+        concat!(
+            "INSERT INTO deliveries (",
+            columns!(),
+            ", retry_since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+             ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
         ),
         params![
-            d.id, d.event_id, d.policy, d.action, d.channel, d.alert.as_str(), d.recipient,
-            d.subject, d.body, message, status.as_str(), d.attempts, d.last_error, d.response,
-            due, incident_id, d.created_at, d.updated_at, d.sent_at, now,
+            d.id,
+            d.event_id,
+            d.policy,
+            d.action,
+            d.channel,
+            d.alert.as_str(),
+            d.recipient,
+            d.subject,
+            d.body,
+            message,
+            status.as_str(),
+            d.attempts,
+            d.last_error,
+            d.response,
+            due,
+            incident_id,
+            d.created_at,
+            d.updated_at,
+            d.sent_at,
+            now,
         ],
     )?;
     Ok(())
@@ -114,8 +139,8 @@ pub(super) fn list(
 }
 
 pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<Delivery>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1");
-    let row = conn.one(&sql, [id], read).optional()?;
+    let sql = concat!("SELECT ", columns!(), " FROM deliveries WHERE id = ?1");
+    let row = conn.one(sql, [id], read).optional()?;
     row.map(|(d, _)| d).transpose()
 }
 
@@ -125,14 +150,16 @@ pub(super) fn claim_due(
     lease_ms: i64,
     limit: usize,
 ) -> Result<Vec<Claimed>, StoreError> {
-    let sql = format!(
+    let sql = concat!(
         "UPDATE deliveries SET claimed_until = ?2 WHERE id IN (\
            SELECT id FROM deliveries WHERE status IN ('pending', 'failed') \
            AND next_attempt_at <= ?1 AND (claimed_until IS NULL OR claimed_until <= ?1) \
            ORDER BY next_attempt_at, id LIMIT ?3) \
-         RETURNING {COLUMNS}, retry_step, COALESCE(retry_since, 0)"
+         RETURNING ",
+        columns!(),
+        ", retry_step, COALESCE(retry_since, 0)"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params![now, now + lease_ms, limit as i64], |row| {
         let (delivery, message_error) = read(row)?;
         let retry_step: u32 = row.get(19)?;
@@ -166,24 +193,24 @@ pub(super) fn record_attempt(conn: &Connection, attempt: &Attempt) -> Result<(),
     let at = ms_text(attempt.at);
     match &attempt.result {
         AttemptResult::Sent { reply } => {
-            let mut stmt = conn.prepare_cached(
+            conn.run(
                 "UPDATE deliveries SET status = 'sent', attempts = attempts + 1, response = ?2, \
                  next_attempt_at = NULL, claimed_until = NULL, updated_at = ?3, sent_at = ?3 \
                  WHERE id = ?1",
+                params![attempt.id, reply, at],
             )?;
-            stmt.execute(params![attempt.id, reply, at])?;
         }
         AttemptResult::Failed { error, next } => {
             let status = match next {
                 Some(_) => DeliveryStatus::Failed,
                 None => DeliveryStatus::Dead,
             };
-            let mut stmt = conn.prepare_cached(
+            conn.run(
                 "UPDATE deliveries SET status = ?2, attempts = attempts + 1, \
                  retry_step = retry_step + 1, last_error = ?3, next_attempt_at = ?4, \
                  claimed_until = NULL, updated_at = ?5 WHERE id = ?1",
+                params![attempt.id, status.as_str(), error, next, at],
             )?;
-            stmt.execute(params![attempt.id, status.as_str(), error, next, at])?;
         }
     }
     Ok(())
