@@ -141,20 +141,19 @@ fn main() -> anyhow::Result<()> {
     // Every contender runs once per round, in turn, so that a machine that speeds up
     // or slows down during the benchmark does so for all of them; each ratio to the
     // bare handler is taken within a round.
+    let tripline = |subdir: &str, name: &str, generated, extra, script: &Path| {
+        Contender::tripline(&options, dir.path(), subdir, name, generated, extra, script)
+    };
     let mut contenders = vec![Contender::bare(&text_load)?];
     if options.runs("ingest") {
-        contenders.push(Contender::tripline(
-            &options,
-            dir.path(),
+        contenders.push(tripline(
             "ten",
             "tripline, 10 policies",
             10,
             None,
             &text_load,
         )?);
-        let many = Contender::tripline(
-            &options,
-            dir.path(),
+        let many = tripline(
             "many",
             "tripline, 10,000 policies",
             10_000,
@@ -171,9 +170,7 @@ fn main() -> anyhow::Result<()> {
         contenders.push(many);
     }
     if options.runs("peers") {
-        contenders.push(Contender::tripline(
-            &options,
-            dir.path(),
+        contenders.push(tripline(
             "json",
             "tripline, JSON rule",
             0,
