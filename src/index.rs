@@ -1,5 +1,5 @@
 //! The matching index: which policies can possibly match a message, found with one
-//! Aho-Corasick pass instead of evaluating every policy.
+//! pass over the message instead of evaluating every policy.
 //!
 //! At load, each policy gets a set of *necessary literals*: texts of which at least one
 //! must appear in the message for the policy to match. They come from `contains`,
@@ -14,13 +14,16 @@
 //! make a policy match that would not. Policies with `clear:` conditions are always
 //! evaluated, since those conditions hold on events the policy itself does not match.
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor as LiteralExtractor, Seq};
 
 use crate::condition::{Condition, Op, Test};
 use crate::extract::Extractor;
 use crate::field::FieldRef;
 use crate::policy::Policy;
+
+mod literals;
+
+use literals::Literals;
 
 /// Literals shorter than this select almost every message; a policy whose best
 /// literal is shorter is evaluated for every message instead.
@@ -32,8 +35,8 @@ pub const MAX_LITERALS_PER_REGEX: usize = 64;
 /// The compiled index of a policy set.
 #[derive(Debug, Default)]
 pub struct Index {
-    automaton: Option<AhoCorasick>,
-    /// For each literal (pattern id), the policies that need it, ascending.
+    literals: Literals,
+    /// For each literal (by its id in `literals`), the policies that need it, ascending.
     policies_by_literal: Vec<Vec<u32>>,
     /// Policies evaluated for every message, ascending.
     always: Vec<u32>,
@@ -65,25 +68,17 @@ impl Index {
                 }
             }
         }
-        if !literals.is_empty() {
-            let built = AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .build(&literals);
-            match built {
-                Ok(automaton) => index.automaton = Some(automaton),
-                // Too large to build: fall back to evaluating everything.
-                Err(_) => index.always = (0..policies.len() as u32).collect(),
-            }
-        }
+        index.literals = Literals::new(literals);
         index
     }
 
     /// The policies that may match `message`, in load order.
     pub fn candidates(&self, message: &str) -> Vec<u32> {
         let mut out = self.always.clone();
-        if let Some(automaton) = &self.automaton {
-            for found in automaton.find_overlapping_iter(message.as_bytes()) {
-                out.extend_from_slice(&self.policies_by_literal[found.pattern().as_usize()]);
+        let found = self.literals.find(message.as_bytes());
+        if !found.is_empty() {
+            for id in found {
+                out.extend_from_slice(&self.policies_by_literal[id as usize]);
             }
             out.sort_unstable();
             out.dedup();

@@ -16,7 +16,7 @@
 //!   [`pattern`]: their regexes.
 //! - [`fixture`]: tests kept with policies; [`dryrun`]: `tripline test` on one message.
 //! - [`template`]: notification templates.
-//! - [`index`]: narrows the policies a message can match with one Aho-Corasick pass.
+//! - [`index`]: narrows the policies a message can match with one pass over it.
 //! - [`engine`]: evaluates an event against the set and renders deliveries.
 //! - [`store`]: durable events, deliveries (the outbox), incidents and mutes behind the
 //!   [`store::Store`] trait.
