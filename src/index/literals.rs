@@ -20,8 +20,9 @@ const AUTOMATON_UP_TO: usize = 300;
 /// The anchor widths, longest first: a literal is anchored on the longest that fits.
 const WIDTHS: [usize; 3] = [8, 4, 3];
 
-/// Bits of filter per anchor: about one position in sixteen that holds no anchor
-/// passes the filter and has its bucket looked at.
+/// Bits of filter per anchor, at least. Each anchor sets two bits of one 64-bit word,
+/// so that about one position in fifty that holds no anchor passes the filter and has
+/// its bucket looked at.
 const FILTER_BITS_PER_ANCHOR: usize = 16;
 
 /// A set of literals to look for.
@@ -58,7 +59,8 @@ struct Table {
     width: usize,
     /// Keeps the low `width` bytes of the word read at a position.
     mask: u64,
-    /// Bit `h >> filter_shift` is set when some anchor hashes to `h`.
+    /// Word `h >> filter_shift` has the bits [`filter_bits`] of `h` set when some
+    /// anchor hashes to `h`.
     filter: Vec<u64>,
     filter_shift: u32,
     /// The anchors of bucket `b` are `anchors[starts[b]..starts[b + 1]]`.
@@ -118,8 +120,8 @@ impl Literals {
                 }
                 let key = bytes & table.mask;
                 let h = hash(key);
-                let bit = (h >> table.filter_shift) as usize;
-                if table.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+                let bits = filter_bits(h);
+                if table.filter[(h >> table.filter_shift) as usize] & bits != bits {
                     continue;
                 }
                 let bucket = (h >> table.bucket_shift) as usize;
@@ -191,18 +193,18 @@ impl Anchor {
 
 impl Table {
     fn new(width: usize, anchors: Vec<Anchor>) -> Self {
-        let filter_bits = (anchors.len() * FILTER_BITS_PER_ANCHOR)
+        // Both are powers of two, at least 2, so that the shifts stay under 64.
+        let words = (anchors.len() * FILTER_BITS_PER_ANCHOR / 64)
             .next_power_of_two()
-            .max(512);
+            .max(8);
         let buckets = (anchors.len() * 2).next_power_of_two().max(2);
-        let filter_shift = 64 - filter_bits.trailing_zeros();
+        let filter_shift = 64 - words.trailing_zeros();
         let bucket_shift = 64 - buckets.trailing_zeros();
-        let mut filter = vec![0u64; filter_bits / 64];
+        let mut filter = vec![0u64; words];
         let mut counts = vec![0u32; buckets + 1];
         for anchor in &anchors {
             let h = hash(anchor.key);
-            let bit = (h >> filter_shift) as usize;
-            filter[bit / 64] |= 1 << (bit % 64);
+            filter[(h >> filter_shift) as usize] |= filter_bits(h);
             counts[(h >> bucket_shift) as usize + 1] += 1;
         }
         // Counts become start offsets; then each id goes into its bucket's next slot.
@@ -252,7 +254,14 @@ fn mask(width: usize) -> u64 {
     }
 }
 
-/// Spreads every byte of `key` over the high bits, which pick the filter bit and bucket.
+/// The two bits an anchor with hash `h` sets in its filter word. They come from the
+/// middle of the hash; its top bits pick the word and the bucket.
+#[inline]
+fn filter_bits(h: u64) -> u64 {
+    (1 << ((h >> 32) & 63)) | (1 << ((h >> 38) & 63))
+}
+
+/// Spreads every byte of `key` over the high bits, which pick the filter word and bucket.
 #[inline]
 fn hash(key: u64) -> u64 {
     (key ^ key.rotate_right(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
