@@ -86,6 +86,11 @@ impl Index {
         out
     }
 
+    /// How many distinct literals the index looks for in a message.
+    pub fn literals(&self) -> usize {
+        self.policies_by_literal.len()
+    }
+
     /// How many policies are evaluated for every message.
     pub fn unindexed(&self) -> usize {
         self.always.len()

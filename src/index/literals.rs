@@ -119,14 +119,7 @@ impl Literals {
                     continue;
                 }
                 let key = bytes & table.mask;
-                let h = hash(key);
-                let bits = filter_bits(h);
-                if table.filter[(h >> table.filter_shift) as usize] & bits != bits {
-                    continue;
-                }
-                let bucket = (h >> table.bucket_shift) as usize;
-                let (from, to) = (table.starts[bucket], table.starts[bucket + 1]);
-                for anchor in &table.anchors[from as usize..to as usize] {
+                for anchor in table.bucket(key) {
                     if anchor.key == key && self.follows(text, at + table.width, anchor) {
                         found.push(anchor.id);
                     }
@@ -192,6 +185,18 @@ impl Anchor {
 }
 
 impl Table {
+    /// The anchors that hash like `key`: for almost every key, none.
+    #[inline]
+    fn bucket(&self, key: u64) -> &[Anchor] {
+        let h = hash(key);
+        let bits = filter_bits(h);
+        if self.filter[(h >> self.filter_shift) as usize] & bits != bits {
+            return &[];
+        }
+        let bucket = (h >> self.bucket_shift) as usize;
+        &self.anchors[self.starts[bucket] as usize..self.starts[bucket + 1] as usize]
+    }
+
     fn new(width: usize, anchors: Vec<Anchor>) -> Self {
         // Both are powers of two, at least 2, so that the shifts stay under 64.
         let words = (anchors.len() * FILTER_BITS_PER_ANCHOR / 64)
