@@ -5,9 +5,9 @@
 //! CPU's caches and costs a memory access per byte of text, so these are found through
 //! their *anchors* instead: each literal's first 8 bytes, or 4, or 3, or all of it when
 //! shorter. At each position of the text the next 8 bytes are read once; for each anchor
-//! width in use they are hashed and looked up, first in a bitmap of a few bits per
-//! anchor, small enough to stay in the nearest cache, that turns away almost every
-//! position, then in the bucket of anchors with that hash. An anchor keeps the 8 bytes
+//! width in use they are hashed and looked up, first in a bitmap (32 KB for ten
+//! thousand literals, small enough to stay in the nearest cache) that turns away almost
+//! every position, then in the bucket of anchors with that hash. An anchor keeps the 8 bytes
 //! of its literal that follow it, so the literal itself is only read when the text holds
 //! its first 16 bytes.
 
@@ -198,7 +198,8 @@ impl Table {
     }
 
     fn new(width: usize, anchors: Vec<Anchor>) -> Self {
-        // Both are powers of two, at least 2, so that the shifts stay under 64.
+        // Powers of two (at least 8 filter words and 2 buckets), so that each is picked
+        // by the top bits of a hash with a shift under 64.
         let words = (anchors.len() * FILTER_BITS_PER_ANCHOR / 64)
             .next_power_of_two()
             .max(8);
@@ -212,7 +213,7 @@ impl Table {
             filter[(h >> filter_shift) as usize] |= filter_bits(h);
             counts[(h >> bucket_shift) as usize + 1] += 1;
         }
-        // Counts become start offsets; then each id goes into its bucket's next slot.
+        // Counts become start offsets; then each anchor goes into its bucket's next slot.
         for b in 1..counts.len() {
             counts[b] += counts[b - 1];
         }
