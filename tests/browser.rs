@@ -53,11 +53,7 @@ async fn a_person_filters_events_and_opens_one_in_the_browser() {
     browser.type_into(&text, "disk").await;
     let apply = browser.find("#apply").await;
     browser.click(&apply).await;
-    assert!(
-        browser.current_url().await.contains("text=disk"),
-        "{}",
-        browser.current_url().await
-    );
+    browser.wait_for_url("text=disk").await;
     let rows = browser.find_all("tr.event").await;
     assert_eq!(rows.len(), 1);
     let row = browser.text(&rows[0]).await;
@@ -79,6 +75,7 @@ async fn a_person_filters_events_and_opens_one_in_the_browser() {
     // Open the event.
     let link = browser.find("tr.event td.message a").await;
     browser.click(&link).await;
+    browser.wait_for_url("/events/").await;
     assert_eq!(browser.title().await, "Event · tripline");
     assert_eq!(browser.text_of("#title").await, "Disk full on web-1");
     assert_eq!(
@@ -119,11 +116,7 @@ async fn a_person_filters_events_and_opens_one_in_the_browser() {
     );
     let links = browser.find_all("#policies a").await;
     browser.click(&links[0]).await;
-    assert!(
-        browser.current_url().await.contains("policy="),
-        "{}",
-        browser.current_url().await
-    );
+    browser.wait_for_url("policy=").await;
     let rows = browser.find_all("tr.event").await;
     assert_eq!(rows.len(), 1, "one event matched each policy");
     if let Ok(dir) = std::env::var("TRIPLINE_SCREENSHOTS") {

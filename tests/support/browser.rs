@@ -124,6 +124,20 @@ impl Browser {
             .to_string()
     }
 
+    /// The page's address once it contains `part`: a click that submits a form or
+    /// follows a link can return before the browser has left the page it was on.
+    pub async fn wait_for_url(&self, part: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = self.current_url().await;
+            if url.contains(part) {
+                return url;
+            }
+            assert!(Instant::now() < deadline, "still at {url}, not at `{part}`");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The ids of the elements matching a CSS selector.
     pub async fn find_all(&self, css: &str) -> Vec<String> {
         let body = json!({"using": "css selector", "value": css});
